@@ -1,0 +1,1 @@
+"""Shared conformance suites: every backend of a protocol runs the same tests unchanged."""
