@@ -17,7 +17,7 @@ from tickstream.logs import LogFormat, setup_logging
 
 app = typer.Typer(
     name="tickstream",
-    help="Market data for Indian markets: broker feeds -> clean ticks -> candles -> bus, store, API.",
+    help="Market data for Indian markets: broker feeds -> ticks -> candles -> bus, store, API.",
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,

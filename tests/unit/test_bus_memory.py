@@ -4,10 +4,11 @@ import asyncio
 from collections.abc import AsyncIterator
 
 import pytest
-from conformance.bus_suite import BusConformance, make_tick, topic_name
 
 from tickstream.bus.base import Overflow
 from tickstream.bus.memory import MemoryBus
+
+from conformance.bus_suite import BusConformance, make_tick, topic_name
 
 
 @pytest.fixture

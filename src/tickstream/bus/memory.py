@@ -167,7 +167,9 @@ class MemoryBus:
             "backend": self.name,
             "published": dict(self._published),
             "subscriptions": {
-                t: [{"depth": s.depth, "dropped": s.dropped, "delivered": s.delivered} for s in subs]
+                t: [
+                    {"depth": s.depth, "dropped": s.dropped, "delivered": s.delivered} for s in subs
+                ]
                 for t, subs in self._subs.items()
             },
         }
@@ -178,3 +180,7 @@ class MemoryBus:
             for sub in list(subs):
                 await sub.close()
         self._subs.clear()
+
+
+def _sub_stats(sub: MemorySubscription) -> dict[str, int]:
+    return {"depth": sub.depth, "dropped": sub.dropped, "delivered": sub.delivered}
