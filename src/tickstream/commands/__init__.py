@@ -1,1 +1,1 @@
-"""One module per CLI command; each defines ``register(app)``. Discovered by :mod:`tickstream.cli`."""
+"""One module per CLI command, each with ``register(app)``; found by :mod:`tickstream.cli`."""
