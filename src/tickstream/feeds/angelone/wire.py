@@ -1,0 +1,434 @@
+"""Angel One SmartWebSocketV2 wire codec: binary market-data packets and the JSON text messages.
+
+One binary message is one little-endian packet, told apart by its mode byte (and checked against
+that mode's exact size). Offsets as read by ``SmartApi.smartWebSocketV2._parse_binary_data``:
+
+=====  ======================================================================================
+mode   layout (offset: wire field -> Tick field)
+=====  ======================================================================================
+all    0 subscription_mode u8 -> mode; 1 exchange_type u8 -> exchange; 2 token char[25],
+       NUL-terminated -> token, symbol; 27 sequence_number i64 -> seq;
+       35 exchange_timestamp i64 ms -> ts_exchange; 43 last_traded_price i64 -> ltp
+1 LTP  51 bytes
+2 QUOTE  123 bytes: + 51 last_traded_quantity -> ltq; 59 average_traded_price -> atp;
+       67 volume_trade_for_the_day -> volume; 75 total_buy_quantity f64 -> total_buy_qty;
+       83 total_sell_quantity f64 -> total_sell_qty; 91 open; 99 high; 107 low; 115 close
+3 SNAP_QUOTE  379 bytes: + 123 last_traded_timestamp (s) -> ts_last_trade; 131 open_interest
+       -> oi; 139 open_interest_change_percentage (not in Tick); 147 best five: 10 x 20 bytes
+       (u16 flag, i64 qty, i64 price, u16 orders): flag 1 -> depth.bids, flag 0 -> depth.asks;
+       347 upper_circuit; 355 lower_circuit; 363 high_52w; 371 low_52w
+4 DEPTH  443 bytes (20-level depth, NSE_CM): 35 timestamp ms -> ts_exchange; 43 twenty bids,
+       then 243 twenty asks of 10 bytes (i32 qty, i32 price, i16 orders). No LTP (ltp None).
+=====  ======================================================================================
+
+Sources and decisions:
+
+* The DEPTH (mode 4) layout is the one the official SDK parses
+  (``_parse_depth_20_buy_and_sell_data``); no other authoritative public description was found.
+  The SDK discards bytes 27..35 (it pops the sequence number), so ``seq`` is None for DEPTH.
+* ``last_traded_timestamp`` is taken as epoch seconds and the exchange timestamp as epoch
+  milliseconds (best-sourced reading of Angel's WebSocket 2.0 documentation; the SDK passes both
+  through unconverted).
+* Prices are in paise: divided once by 100, or by 1e7 for currency derivatives (exchange type 13,
+  per Angel's documentation; the SDK divides nothing).
+* Best-five sides: the real feed marks buy levels with flag 1 and sell levels with 0. The SDK's
+  helper ``_parse_best_5_buy_and_sell_data`` files them crosswise (flag 0 under "buy"), and its
+  caller swaps the two lists back, so smartapi-python 1.5.5's *published* ``best_5_buy_data`` holds
+  the flag-1 levels. We decode by flag directly; any other flag value is rejected.
+* Angel index tokens (99926000 NIFTY, 99926009 BANKNIFTY, 99919000 SENSEX: tokens >= 99,900,000
+  on nse_cm/bse_cm) get exchange ``INDICES``; everything else gets the exchange of its type
+  (:data:`EXCHANGE_TYPES`).
+* ``ts_exchange`` falls back to ``ts_recv`` when the wire sends 0; a last-trade time of 0 is None;
+  empty depth levels (price and quantity 0) are dropped; ``bid``/``ask`` come from depth level 0;
+  ``change``/``change_pct`` are computed from ltp and close (None when close is 0).
+"""
+
+from __future__ import annotations
+
+import math
+import struct
+from collections.abc import Sequence
+from typing import Any, Final
+
+from tickstream.feeds.angelone import _wire_text
+from tickstream.feeds.angelone._wire_text import (
+    PING,
+    PONG,
+    AngelMode,
+    ClientRequest,
+    TokenGroup,
+    encode_error,
+    encode_request,
+)
+from tickstream.feeds.wire_common import (
+    DecodeResult,
+    Reject,
+    SymbolResolver,
+    change_fields,
+    check_ts_s,
+    symbol_for,
+)
+from tickstream.model import Depth, DepthLevel, Mode, Tick
+
+__all__ = [
+    "EXCHANGE_TYPES",
+    "PACKET_SIZES",
+    "PING",
+    "PONG",
+    "AngelMode",
+    "ClientRequest",
+    "TokenGroup",
+    "decode_packet",
+    "encode_error",
+    "encode_packet",
+    "encode_request",
+    "exchange_type_for",
+    "parse_client_request",
+]
+
+EXCHANGE_TYPES: Final[dict[int, str]] = {
+    1: "NSE",
+    2: "NFO",
+    3: "BSE",
+    4: "BFO",
+    5: "MCX",
+    7: "NCO",
+    13: "CDS",
+}
+_TYPE_OF: Final = {name: et for et, name in EXCHANGE_TYPES.items()}
+_DIVISORS: Final[dict[int, float]] = {
+    et: 10_000_000.0 if et == 13 else 100.0 for et in EXCHANGE_TYPES
+}
+_INDEX_TYPES: Final = frozenset((1, 3))
+_INDEX_TOKEN_MIN: Final = 99_900_000
+
+
+PACKET_SIZES: Final[dict[AngelMode, int]] = {
+    AngelMode.LTP: 51,
+    AngelMode.QUOTE: 123,
+    AngelMode.SNAP_QUOTE: 379,
+    AngelMode.DEPTH: 443,
+}
+_SIZE_OF_MODE: Final[dict[int, int]] = {int(m): size for m, size in PACKET_SIZES.items()}
+_CANONICAL: Final = {
+    AngelMode.LTP: Mode.LTP,
+    AngelMode.QUOTE: Mode.QUOTE,
+    AngelMode.SNAP_QUOTE: Mode.FULL,
+    AngelMode.DEPTH: Mode.FULL,
+}
+
+_LTP: Final = struct.Struct("<BB25sqqq")
+_QUOTE: Final = struct.Struct("<BB25sqqq" + "qqqddqqqq")
+_SNAP: Final = struct.Struct("<BB25sqqq" + "qqqddqqqq" + "qqd" + "HqqH" * 10 + "qqqq")
+_DEPTH: Final = struct.Struct("<BB25sqq" + "iih" * 40)
+_BEST5_AT: Final = 18  # index of the first best-five value in a _SNAP tuple
+_DEPTH_AT: Final = 5  # index of the first depth value in a _DEPTH tuple
+
+
+def exchange_type_for(exchange: str) -> int:
+    """Angel exchange type of a canonical exchange (INDICES is ambiguous: pass the type)."""
+    try:
+        return _TYPE_OF[exchange]
+    except KeyError:
+        raise ValueError(
+            f"no Angel exchange type for {exchange!r}; indices use 1 (NSE) or 3 (BSE)"
+        ) from None
+
+
+def parse_client_request(text: str | bytes) -> ClientRequest:
+    """Parse a subscribe/unsubscribe request; ValueError with the reason otherwise."""
+    return _wire_text.parse_client_request(text, EXCHANGE_TYPES)
+
+
+# ---------------------------------------------------------------------------------------- decode
+
+
+def decode_packet(
+    data: bytes, *, ts_recv: int, resolve: SymbolResolver | None = None, source: str = "angelone"
+) -> DecodeResult:
+    """Decode one binary message. Never raises: an undecodable packet becomes a Reject."""
+    out = _decode(data, ts_recv, resolve, source)
+    if isinstance(out, Reject):
+        return DecodeResult([], [out], 1)
+    return DecodeResult([out], [], 1)
+
+
+def _decode(
+    data: bytes, ts_recv: int, resolve: SymbolResolver | None, source: str
+) -> Tick | Reject:
+    n = len(data)
+    if n < 51:
+        return Reject("truncated_packet", f"{n} bytes, the smallest packet has 51")
+    mode_byte = data[0]
+    size = _SIZE_OF_MODE.get(mode_byte)
+    if size is None:
+        return Reject("unknown_mode", f"subscription_mode {mode_byte}")
+    if n != size:
+        reason = "truncated_packet" if n < size else "bad_packet_count"
+        return Reject(reason, f"mode {mode_byte} packet of {n} bytes, expected {size}")
+    if mode_byte == AngelMode.SNAP_QUOTE:
+        return _snap(_SNAP.unpack_from(data), ts_recv, resolve, source)
+    if mode_byte == AngelMode.DEPTH:
+        return _depth20(_DEPTH.unpack_from(data), ts_recv, resolve, source)
+    layout = _QUOTE if mode_byte == AngelMode.QUOTE else _LTP
+    return _quote(layout.unpack_from(data), ts_recv, resolve, source)
+
+
+def _ident(et: int, raw: bytes) -> tuple[str, int, float] | Reject:
+    div = _DIVISORS.get(et)
+    if div is None:
+        return Reject("bad_exchange", f"exchange_type {et}")
+    text = raw.split(b"\x00", 1)[0]
+    if not text.isdigit():
+        return Reject("bad_token", f"token {text[:25]!r}")
+    token = int(text)
+    if token >= _INDEX_TOKEN_MIN and et in _INDEX_TYPES:
+        return "INDICES", token, div
+    return EXCHANGE_TYPES[et], token, div
+
+
+def _ts_ns(ts_ms: int, ts_recv: int) -> int | Reject:
+    if ts_ms == 0:
+        return ts_recv
+    bad = check_ts_s(ts_ms // 1000, "exchange_timestamp")
+    if bad is not None:
+        return Reject("out_of_range", bad)
+    return ts_ms * 1_000_000
+
+
+def _quantity(value: float) -> int | None:
+    if not math.isfinite(value) or value < 0 or value != int(value):
+        return None
+    return int(value)
+
+
+def _quote(
+    v: tuple[Any, ...], ts_recv: int, resolve: SymbolResolver | None, source: str
+) -> Tick | Reject:
+    ident = _ident(v[1], v[2])
+    if isinstance(ident, Reject):
+        return ident
+    exchange, token, div = ident
+    ts = _ts_ns(v[4], ts_recv)
+    if isinstance(ts, Reject):
+        return ts
+    ltp: int = v[5]
+    if len(v) == 6:
+        if ltp < 0:
+            return Reject("out_of_range", f"token {token}: negative price")
+        return Tick(
+            exchange=exchange, token=token, symbol=symbol_for(resolve, exchange, token),
+            source=source, ts_exchange=ts, ts_recv=ts_recv, seq=v[3], ltp=ltp / div,
+            mode=Mode.LTP,
+        )  # fmt: skip
+    return _build(v, exchange, token, div, ts, ts_recv, resolve, source, None)
+
+
+def _build(
+    v: tuple[Any, ...],
+    exchange: str,
+    token: int,
+    div: float,
+    ts: int,
+    ts_recv: int,
+    resolve: SymbolResolver | None,
+    source: str,
+    full: dict[str, Any] | None,
+) -> Tick | Reject:
+    seq, _ts, ltp, ltq, atp, vol, tbq, tsq, open_, high, low, close = v[3:15]
+    if min(ltp, ltq, atp, vol, open_, high, low, close) < 0:
+        return Reject("out_of_range", f"token {token}: negative price or quantity")
+    buy, sell = _quantity(tbq), _quantity(tsq)
+    if buy is None or sell is None:
+        return Reject("out_of_range", f"token {token}: total buy/sell quantity {tbq}/{tsq}")
+    last, prev = ltp / div, close / div
+    change, change_pct = change_fields(last, prev)
+    return Tick(
+        exchange=exchange,
+        token=token,
+        symbol=symbol_for(resolve, exchange, token),
+        source=source,
+        ts_exchange=ts,
+        ts_recv=ts_recv,
+        seq=seq,
+        ltp=last,
+        ltq=ltq,
+        atp=atp / div,
+        volume=vol,
+        total_buy_qty=buy,
+        total_sell_qty=sell,
+        open=open_ / div,
+        high=high / div,
+        low=low / div,
+        close=prev,
+        change=change,
+        change_pct=change_pct,
+        mode=Mode.QUOTE if full is None else Mode.FULL,
+        **(full or {}),
+    )
+
+
+def _best5(
+    v: tuple[Any, ...], div: float
+) -> tuple[tuple[DepthLevel, ...], tuple[DepthLevel, ...]] | str:
+    bids: list[DepthLevel] = []
+    asks: list[DepthLevel] = []
+    for k in range(_BEST5_AT, _BEST5_AT + 40, 4):
+        flag, qty, price, orders = v[k : k + 4]
+        if qty < 0 or price < 0 or orders < 0:
+            return "negative depth value"
+        if not (qty or price):
+            continue
+        if flag == 1:
+            bids.append(DepthLevel(price / div, qty, orders))
+        elif flag == 0:
+            asks.append(DepthLevel(price / div, qty, orders))
+        else:
+            return f"best-five flag {flag}"
+    return tuple(bids), tuple(asks)
+
+
+def _snap(
+    v: tuple[Any, ...], ts_recv: int, resolve: SymbolResolver | None, source: str
+) -> Tick | Reject:
+    ident = _ident(v[1], v[2])
+    if isinstance(ident, Reject):
+        return ident
+    exchange, token, div = ident
+    ts = _ts_ns(v[4], ts_recv)
+    if isinstance(ts, Reject):
+        return ts
+    ltt, oi = v[15], v[16]
+    uc, lc, h52, l52 = v[58:62]
+    bad = check_ts_s(ltt, "last_traded_timestamp")
+    if bad is None and min(oi, uc, lc, h52, l52) < 0:
+        bad = "negative open interest or limit price"
+    sides = _best5(v, div) if bad is None else bad
+    if isinstance(sides, str):
+        return Reject("out_of_range", f"token {token}: {sides}")
+    bids, asks = sides
+    full: dict[str, Any] = {
+        "ts_last_trade": ltt * 1_000_000_000 if ltt else None,
+        "oi": oi,
+        "upper_circuit": uc / div,
+        "lower_circuit": lc / div,
+        "high_52w": h52 / div,
+        "low_52w": l52 / div,
+        "depth": Depth(bids=bids, asks=asks),
+        "bid": bids[0].price if bids else None,
+        "bid_qty": bids[0].qty if bids else None,
+        "ask": asks[0].price if asks else None,
+        "ask_qty": asks[0].qty if asks else None,
+    }
+    return _build(v, exchange, token, div, ts, ts_recv, resolve, source, full)
+
+
+def _levels20(v: tuple[int, ...], start: int, div: float) -> tuple[DepthLevel, ...]:
+    return tuple(
+        DepthLevel(v[k + 1] / div, v[k], v[k + 2])
+        for k in range(start, start + 60, 3)
+        if v[k] or v[k + 1]
+    )
+
+
+def _depth20(
+    v: tuple[Any, ...], ts_recv: int, resolve: SymbolResolver | None, source: str
+) -> Tick | Reject:
+    ident = _ident(v[1], v[2])
+    if isinstance(ident, Reject):
+        return ident
+    exchange, token, div = ident
+    ts = _ts_ns(v[4], ts_recv)
+    if isinstance(ts, Reject):
+        return ts
+    if min(v[_DEPTH_AT:]) < 0:
+        return Reject("out_of_range", f"token {token}: negative depth value")
+    ints: tuple[int, ...] = v
+    bids, asks = _levels20(ints, _DEPTH_AT, div), _levels20(ints, _DEPTH_AT + 60, div)
+    return Tick(
+        exchange=exchange,
+        token=token,
+        symbol=symbol_for(resolve, exchange, token),
+        source=source,
+        ts_exchange=ts,
+        ts_recv=ts_recv,
+        bid=bids[0].price if bids else None,
+        bid_qty=bids[0].qty if bids else None,
+        ask=asks[0].price if asks else None,
+        ask_qty=asks[0].qty if asks else None,
+        depth=Depth(bids=bids, asks=asks),
+        mode=Mode.FULL,
+    )
+
+
+# ---------------------------------------------------------------------------------------- encode
+
+
+def _need(tick: Tick, names: Sequence[str]) -> list[Any]:
+    values = [getattr(tick, name) for name in names]
+    missing = [name for name, value in zip(names, values, strict=True) if value is None]
+    if missing:
+        raise ValueError(f"{tick.exchange}:{tick.token} lacks {', '.join(missing)} for this mode")
+    return values
+
+
+def _px(value: Any, div: float) -> int:
+    return round(float(value) * div)
+
+
+def _side(levels: Sequence[DepthLevel], n: int, div: float, tick: Tick) -> list[int]:
+    if len(levels) > n:
+        raise ValueError(f"{tick.exchange}:{tick.token}: at most {n} depth levels per side")
+    out: list[int] = []
+    for level in levels:
+        out += (level.qty, round(level.price * div), level.orders or 0)
+    return out + [0, 0, 0] * (n - len(levels))
+
+
+def _best5_values(tick: Tick, div: float) -> list[int]:
+    if tick.depth is None:
+        raise ValueError(f"{tick.exchange}:{tick.token} lacks depth for SNAP_QUOTE")
+    out: list[int] = []
+    for flag, levels in ((1, tick.depth.bids), (0, tick.depth.asks)):
+        side = _side(levels, 5, div, tick)
+        for k in range(0, 15, 3):
+            out += (flag, side[k], side[k + 1], side[k + 2])
+    return out
+
+
+_QUOTE_FIELDS: Final = (
+    "ltq", "atp", "volume", "total_buy_qty", "total_sell_qty", "open", "high", "low", "close",
+)  # fmt: skip
+_SNAP_FIELDS: Final = ("upper_circuit", "lower_circuit", "high_52w", "low_52w")
+
+
+def encode_packet(tick: Tick, mode: AngelMode, *, exchange_type: int, token: str) -> bytes:
+    """One binary message for ``tick`` in ``mode``; ValueError if a needed field is missing.
+
+    SNAP_QUOTE sends 0 for a missing ``oi`` or ``ts_last_trade`` and 0.0 as the OI change
+    percentage (not in Tick); DEPTH sends 0 as the sequence number.
+    """
+    div = _DIVISORS.get(exchange_type)
+    raw = token.encode("ascii")
+    if div is None or len(raw) > 25:
+        raise ValueError(f"bad exchange_type {exchange_type} or token {token!r:.40}")
+    ts_ms = tick.ts_exchange // 1_000_000
+    try:
+        if mode is AngelMode.DEPTH:
+            depth = tick.depth or Depth()
+            levels = _side(depth.bids, 20, div, tick) + _side(depth.asks, 20, div, tick)
+            return _DEPTH.pack(mode, exchange_type, raw, 0, ts_ms, *levels)
+        (ltp,) = _need(tick, ("ltp",))
+        head = (int(mode), exchange_type, raw, tick.seq or 0, ts_ms, _px(ltp, div))
+        if mode is AngelMode.LTP:
+            return _LTP.pack(*head)
+        ltq, atp, vol, tbq, tsq, *ohlc = _need(tick, _QUOTE_FIELDS)
+        quote = (ltq, _px(atp, div), vol, float(tbq), float(tsq), *(_px(p, div) for p in ohlc))
+        if mode is AngelMode.QUOTE:
+            return _QUOTE.pack(*head, *quote)
+        limits = [_px(p, div) for p in _need(tick, _SNAP_FIELDS)]
+        ltt = 0 if tick.ts_last_trade is None else tick.ts_last_trade // 1_000_000_000
+        snap = (ltt, tick.oi or 0, 0.0, *_best5_values(tick, div), *limits)
+        return _SNAP.pack(*head, *quote, *snap)
+    except struct.error as exc:
+        raise ValueError(f"{tick.exchange}:{tick.token}: value out of wire range: {exc}") from None
