@@ -1,0 +1,64 @@
+# tickstream — the two commands that matter are `make run` and `make test`.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+PYTEST_ARGS ?=
+
+.DEFAULT_GOAL := help
+.PHONY: help run test test-unit test-integration test-faults bench lint fmt services services-stop services-status clean
+
+help: ## Show this help
+	@grep -hE '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  \033[36m%-18s\033[0m %s\n", $$1, $$2}'
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+
+# Re-install only when pyproject.toml changes.
+$(VENV)/.installed-run: pyproject.toml | $(BIN)/python
+	$(BIN)/pip install -q -e '.[all]'
+	@touch $@
+
+$(VENV)/.installed-dev: pyproject.toml | $(BIN)/python
+	$(BIN)/pip install -q -e '.[dev]'
+	@touch $@ $(VENV)/.installed-run
+
+run: $(VENV)/.installed-run ## Run everything in one process: simulator feed, pipeline, DuckDB, dashboard on :8000
+	$(BIN)/tickstream run
+
+test: $(VENV)/.installed-dev ## Install dev deps, start Redis/PostgreSQL/Kafka, run unit + integration tests
+	bash scripts/services.sh start
+	$(BIN)/pytest $(PYTEST_ARGS)
+
+test-unit: $(VENV)/.installed-dev ## Unit tests only (no services)
+	$(BIN)/pytest tests/unit $(PYTEST_ARGS)
+
+test-integration: $(VENV)/.installed-dev ## Integration tests against the real services
+	bash scripts/services.sh start
+	$(BIN)/pytest tests/integration $(PYTEST_ARGS)
+
+bench: $(VENV)/.installed-dev ## Run every benchmark and print one table (JSON under .bench/)
+	bash scripts/services.sh start
+	$(BIN)/python bench/run_all.py
+
+lint: $(VENV)/.installed-dev ## ruff + mypy --strict
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+
+fmt: $(VENV)/.installed-dev ## Format and autofix
+	$(BIN)/ruff format .
+	$(BIN)/ruff check --fix .
+
+services: ## Start Redis, PostgreSQL and Kafka on loopback (installs what is missing)
+	bash scripts/services.sh start
+
+services-stop: ## Stop the local services
+	bash scripts/services.sh stop
+
+services-status: ## Show the local services
+	bash scripts/services.sh status
+
+clean: ## Remove caches (keeps .venv and .services)
+	rm -rf .pytest_cache .mypy_cache .ruff_cache .hypothesis .bench
