@@ -1,0 +1,186 @@
+"""Validation of canonical ticks: a bad tick is quarantined with a reason, never fixed or dropped.
+
+:meth:`Normalizer.check` returns ``None`` for a good tick or a :class:`Reason`. The engine passes
+quarantined ticks on as ``(tick, reason)`` so a sink can store them, and counts them by reason.
+Nothing is zero-filled or rewritten here.
+
+Rules, in the order they are checked (the first failing rule is the reason):
+
+``unknown_exchange``
+    ``tick.exchange`` is not in :attr:`NormalizeConfig.exchanges` (default: every
+    :class:`~tickstream.model.Exchange`).
+``non_finite``
+    NaN or +/-inf in any float field, including depth prices.
+``ts_future`` / ``ts_past``
+    ``ts_exchange`` more than ``max_future_ns`` after, or ``max_past_ns`` before, ``ts_recv``.
+``high_below_low``
+    The tick's day ``high < low`` (both present and non-zero).
+``crossed_book``
+    ``bid > ask`` (both present and > 0; 0 means an empty side) outside the pre-open
+    (:meth:`tickstream.calendar.Session.in_preopen`), where an indicative crossed book is normal.
+``non_positive_ltp``
+    ``ltp <= 0`` once the instrument has traded (a tick with ``ltp > 0`` was accepted from this
+    source); before the first trade an ``ltp`` of 0 means "no trade yet" and passes. A negative
+    ``ltp`` is always quarantined, except on ``negative_price_exchanges`` (MCX/NCO: commodity
+    futures have settled below zero), where no price sign rule applies.
+``volume_decreased``
+    The cumulative day ``volume`` went down within one IST day for one (source, exchange, token).
+    The first tick of a new IST day is a new baseline, not an error. A tick that is older in
+    exchange time than the last accepted one (late) must not carry *more* volume than it.
+
+State is per (source, exchange, token), so two feeds for one instrument never judge each other.
+Quarantined ticks do not change the state.
+"""
+
+from __future__ import annotations
+
+import enum
+import math
+from dataclasses import dataclass, field
+from operator import attrgetter
+from typing import Final
+
+from tickstream.calendar import DAY_NS, IST_OFFSET_NS, session_for_ts
+from tickstream.model import NS_PER_SEC, Exchange, Tick
+from tickstream.pipeline.counters import PipelineCounters
+
+__all__ = ["NormalizeConfig", "Normalizer", "Reason"]
+
+
+class Reason(enum.StrEnum):
+    """Why a tick was quarantined (low cardinality: used as a metric label)."""
+
+    UNKNOWN_EXCHANGE = "unknown_exchange"
+    NON_FINITE = "non_finite"
+    TS_FUTURE = "ts_future"
+    TS_PAST = "ts_past"
+    HIGH_BELOW_LOW = "high_below_low"
+    CROSSED_BOOK = "crossed_book"
+    NON_POSITIVE_LTP = "non_positive_ltp"
+    VOLUME_DECREASED = "volume_decreased"
+
+
+@dataclass(frozen=True, slots=True)
+class NormalizeConfig:
+    """Tolerances of the validation rules (see the module docstring)."""
+
+    max_future_ns: int = 5 * NS_PER_SEC
+    max_past_ns: int = 600 * NS_PER_SEC
+    exchanges: frozenset[str] = field(default_factory=lambda: frozenset(e.value for e in Exchange))
+    negative_price_exchanges: frozenset[str] = frozenset({"MCX", "NCO"})
+
+
+_FLOAT_FIELDS: Final = (
+    "ltp",
+    "atp",
+    "bid",
+    "ask",
+    "open",
+    "high",
+    "low",
+    "close",
+    "change",
+    "change_pct",
+    "upper_circuit",
+    "lower_circuit",
+    "high_52w",
+    "low_52w",
+)
+_floats: Final = attrgetter(*_FLOAT_FIELDS)
+
+
+def _all_finite(tick: Tick) -> bool:
+    # Fast path: a sum is finite when every term is (filter(None) drops None and 0.0). Only when
+    # the sum is not finite do we look at each value, so a huge-but-finite sum is not rejected.
+    values: tuple[float | None, ...] = _floats(tick)
+    if not math.isfinite(sum(filter(None, values))) and not all(
+        math.isfinite(v) for v in values if v is not None
+    ):
+        return False
+    depth = tick.depth
+    if depth is None:
+        return True
+    return all(math.isfinite(level.price) for level in (*depth.bids, *depth.asks))
+
+
+class _State:
+    __slots__ = ("day", "traded", "ts", "volume")
+
+    def __init__(self) -> None:
+        self.traded = False
+        self.day = -1
+        self.ts = -1
+        self.volume: int | None = None
+
+
+class Normalizer:
+    """Checks ticks one at a time; keeps only the little per-instrument state the rules need."""
+
+    def __init__(
+        self, config: NormalizeConfig | None = None, counters: PipelineCounters | None = None
+    ) -> None:
+        self._cfg = config or NormalizeConfig()
+        self._counters = counters or PipelineCounters()
+        self._state: dict[tuple[str, str, int], _State] = {}
+
+    def check(self, tick: Tick) -> Reason | None:
+        """None when ``tick`` is good; otherwise the reason (counted, state unchanged)."""
+        reason = self._stateless(tick)
+        if reason is None:
+            reason = self._stateful(tick)
+        if reason is not None:
+            self._counters.quarantined[reason.value] += 1
+        return reason
+
+    def _stateless(self, t: Tick) -> Reason | None:
+        cfg = self._cfg
+        if t.exchange not in cfg.exchanges:
+            return Reason.UNKNOWN_EXCHANGE
+        if not _all_finite(t):
+            return Reason.NON_FINITE
+        skew = t.ts_exchange - t.ts_recv
+        if skew > cfg.max_future_ns:
+            return Reason.TS_FUTURE
+        if -skew > cfg.max_past_ns:
+            return Reason.TS_PAST
+        if t.high and t.low and t.high < t.low:
+            return Reason.HIGH_BELOW_LOW
+        bid, ask = t.bid, t.ask
+        if bid and ask and bid > 0 and ask > 0 and bid > ask and not _in_preopen(t):
+            return Reason.CROSSED_BOOK
+        return None
+
+    def _stateful(self, t: Tick) -> Reason | None:
+        key = (t.source, t.exchange, t.token)
+        st = self._state.get(key)
+        if st is None:
+            st = self._state[key] = _State()
+        ltp = t.ltp
+        if (
+            ltp is not None
+            and ltp <= 0
+            and t.exchange not in self._cfg.negative_price_exchanges
+            and (st.traded or ltp < 0)
+        ):
+            return Reason.NON_POSITIVE_LTP
+        volume = t.volume
+        if volume is not None:
+            ts = t.ts_exchange
+            day = (ts + IST_OFFSET_NS) // DAY_NS
+            last = st.volume
+            if last is not None and day == st.day:
+                if ts >= st.ts:
+                    if volume < last:
+                        return Reason.VOLUME_DECREASED
+                elif volume > last:
+                    return Reason.VOLUME_DECREASED
+            if day > st.day or (day == st.day and ts >= st.ts):
+                st.day, st.ts, st.volume = day, ts, volume
+        if ltp is not None and ltp > 0:
+            st.traded = True
+        return None
+
+
+def _in_preopen(t: Tick) -> bool:
+    session = session_for_ts(t.exchange, t.ts_exchange)
+    return session is not None and session.in_preopen(t.ts_exchange)
