@@ -7,7 +7,8 @@ and a human ``detail``, and the other packets of the same frame still decode. Re
 ``truncated_frame``   the frame ends inside a header or length prefix
 ``bad_packet_count``  the declared packet count does not match the packets in the frame
 ``truncated_packet``  a packet's declared length runs past the end of the frame / is too short
-``unknown_length``    a complete packet whose length is no known packet kind (Kite)
+``unknown_length``    a packet whose length is no known packet kind (Kite), or longer than its
+                      mode's size (Angel)
 ``unknown_mode``      a subscription-mode byte that is no known mode (Angel)
 ``bad_exchange``      an unknown exchange segment / exchange type
 ``bad_token``         a token field that is not a decimal number (Angel)

@@ -164,7 +164,7 @@ def _decode(
     if size is None:
         return Reject("unknown_mode", f"subscription_mode {mode_byte}")
     if n != size:
-        reason = "truncated_packet" if n < size else "bad_packet_count"
+        reason = "truncated_packet" if n < size else "unknown_length"
         return Reject(reason, f"mode {mode_byte} packet of {n} bytes, expected {size}")
     if mode_byte == AngelMode.SNAP_QUOTE:
         return _snap(_SNAP.unpack_from(data), ts_recv, resolve, source)
