@@ -102,7 +102,7 @@ def assert_matches(ours: list[float | None], ref: np.ndarray) -> None:
 
 
 def ref_vwap(s: Series) -> list[float | None]:
-    """Σ(typical × volume) / Σ volume per IST date, by a plain loop over the whole series."""
+    """sum(typical * volume) / sum(volume) per IST date, by a plain loop over the whole series."""
     out: list[float | None] = []
     pv = vol = 0.0
     day = None
