@@ -34,8 +34,7 @@ from __future__ import annotations
 
 from collections import deque
 from collections.abc import Hashable, Sequence
-from operator import attrgetter
-from typing import Final, Protocol
+from typing import Protocol
 
 from tickstream.model import NS_PER_SEC, Tick
 from tickstream.pipeline.counters import PipelineCounters
@@ -48,37 +47,36 @@ __all__ = [
     "dedup_key",
 ]
 
-_seq_key: Final = attrgetter("source", "exchange", "token", "seq")
-_content_key: Final = attrgetter(
-    "source",
-    "exchange",
-    "token",
-    "ts_exchange",
-    "ltp",
-    "ltq",
-    "atp",
-    "volume",
-    "bid",
-    "ask",
-    "bid_qty",
-    "ask_qty",
-    "total_buy_qty",
-    "total_sell_qty",
-    "oi",
-    "ts_last_trade",
-    "open",
-    "high",
-    "low",
-    "close",
-    "depth",
-)
-
 
 def dedup_key(tick: Tick) -> tuple[Hashable, ...]:
     """The identity of ``tick``: by sequence number when the feed has one, else by content."""
-    if tick.seq is not None:
-        return _seq_key(tick)
-    return _content_key(tick)
+    t = tick
+    if t.seq is not None:
+        return (t.source, t.exchange, t.token, t.seq)
+    # A tuple of attribute loads: ~3x cheaper than operator.attrgetter on a msgspec Struct.
+    return (
+        t.source,
+        t.exchange,
+        t.token,
+        t.ts_exchange,
+        t.ltp,
+        t.ltq,
+        t.volume,
+        t.oi,
+        t.bid,
+        t.ask,
+        t.bid_qty,
+        t.ask_qty,
+        t.total_buy_qty,
+        t.total_sell_qty,
+        t.atp,
+        t.ts_last_trade,
+        t.open,
+        t.high,
+        t.low,
+        t.close,
+        t.depth,
+    )
 
 
 class DedupStore(Protocol):
@@ -106,9 +104,10 @@ class MemoryDedupStore:
 
     def seen(self, key: Hashable, ts_ns: int) -> bool:
         keys = self._keys
-        if key in keys:
+        size = len(keys)
+        keys.setdefault(key, ts_ns)  # one hash of the key instead of two (`in`, then store)
+        if len(keys) == size:
             return True
-        keys[key] = ts_ns
         fifo = self._fifo
         fifo.append((ts_ns, key))
         if ts_ns > self._clock:
@@ -139,8 +138,7 @@ class Deduplicator:
         self._counters = counters or PipelineCounters()
 
     def is_duplicate(self, tick: Tick) -> bool:
-        key = _seq_key(tick) if tick.seq is not None else _content_key(tick)
-        if self._store.seen(key, tick.ts_exchange):
+        if self._store.seen(dedup_key(tick), tick.ts_exchange):
             self._counters.deduplicated += 1
             return True
         return False

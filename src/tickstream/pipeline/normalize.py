@@ -35,10 +35,8 @@ Quarantined ticks do not change the state.
 from __future__ import annotations
 
 import enum
-import math
 from dataclasses import dataclass, field
-from operator import attrgetter
-from typing import Final
+from math import isfinite
 
 from tickstream.calendar import DAY_NS, IST_OFFSET_NS, session_for_ts
 from tickstream.model import NS_PER_SEC, Exchange, Tick
@@ -70,37 +68,34 @@ class NormalizeConfig:
     negative_price_exchanges: frozenset[str] = frozenset({"MCX", "NCO"})
 
 
-_FLOAT_FIELDS: Final = (
-    "ltp",
-    "atp",
-    "bid",
-    "ask",
-    "open",
-    "high",
-    "low",
-    "close",
-    "change",
-    "change_pct",
-    "upper_circuit",
-    "lower_circuit",
-    "high_52w",
-    "low_52w",
-)
-_floats: Final = attrgetter(*_FLOAT_FIELDS)
-
-
-def _all_finite(tick: Tick) -> bool:
+def _all_finite(t: Tick) -> bool:
     # Fast path: a sum is finite when every term is (filter(None) drops None and 0.0). Only when
     # the sum is not finite do we look at each value, so a huge-but-finite sum is not rejected.
-    values: tuple[float | None, ...] = _floats(tick)
-    if not math.isfinite(sum(filter(None, values))) and not all(
-        math.isfinite(v) for v in values if v is not None
+    # A tuple of attribute loads is ~3x cheaper than operator.attrgetter on a msgspec Struct.
+    values = (
+        t.ltp,
+        t.atp,
+        t.bid,
+        t.ask,
+        t.open,
+        t.high,
+        t.low,
+        t.close,
+        t.change,
+        t.change_pct,
+        t.upper_circuit,
+        t.lower_circuit,
+        t.high_52w,
+        t.low_52w,
+    )
+    if not isfinite(sum(filter(None, values))) and not all(
+        isfinite(v) for v in values if v is not None
     ):
         return False
-    depth = tick.depth
+    depth = t.depth
     if depth is None:
         return True
-    return all(math.isfinite(level.price) for level in (*depth.bids, *depth.asks))
+    return all(isfinite(level.price) for level in (*depth.bids, *depth.asks))
 
 
 class _State:
