@@ -1,0 +1,131 @@
+"""Shared fixtures for tests that talk to the real services.
+
+The services (Redis, PostgreSQL, Kafka) are started by ``scripts/services.sh start``, which writes
+``<repo>/.services/env``. Everything under ``tests/integration`` is marked ``integration``. If the
+env file is missing or a service does not answer, the tests FAIL (they are never skipped) with a
+message that says how to fix it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+INTEGRATION_DIR = Path(__file__).resolve().parent
+REPO_ROOT = INTEGRATION_DIR.parents[1]
+SERVICES_ENV_FILE = REPO_ROOT / ".services" / "env"
+START_HINT = "run `scripts/services.sh start` from the repo root, then re-run the tests"
+REQUIRED_KEYS = ("REDIS_URL", "DATABASE_URL", "KAFKA_BOOTSTRAP")
+CONNECT_TIMEOUT_S = 5.0
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    for item in items:
+        if item.path.is_relative_to(INTEGRATION_DIR):
+            item.add_marker(pytest.mark.integration)
+
+
+def read_services_env(path: Path = SERVICES_ENV_FILE) -> dict[str, str]:
+    """Parse the KEY=VALUE lines of ``.services/env``."""
+    env: dict[str, str] = {}
+    for raw in path.read_text(encoding="utf-8").splitlines():
+        line = raw.strip()
+        if not line or line.startswith("#") or "=" not in line:
+            continue
+        key, _, value = line.partition("=")
+        env[key.strip()] = value.strip()
+    return env
+
+
+def _check_redis(url: str) -> None:
+    import redis
+
+    client = redis.Redis.from_url(
+        url, socket_connect_timeout=CONNECT_TIMEOUT_S, socket_timeout=CONNECT_TIMEOUT_S
+    )
+    try:
+        if client.ping() is not True:
+            raise RuntimeError("PING did not return PONG")
+    finally:
+        client.close()
+
+
+def _check_postgres(dsn: str) -> None:
+    import asyncpg
+
+    async def probe() -> None:
+        conn = await asyncpg.connect(dsn, timeout=CONNECT_TIMEOUT_S)
+        try:
+            if await conn.fetchval("SELECT 1") != 1:
+                raise RuntimeError("SELECT 1 did not return 1")
+        finally:
+            await conn.close()
+
+    asyncio.run(probe())
+
+
+def _check_kafka(bootstrap: str) -> None:
+    from confluent_kafka.admin import AdminClient
+
+    admin = AdminClient(
+        {"bootstrap.servers": bootstrap, "socket.connection.setup.timeout.ms": 5000}
+    )
+    metadata = admin.list_topics(timeout=CONNECT_TIMEOUT_S)
+    if not metadata.brokers:
+        raise RuntimeError("metadata response lists no brokers")
+
+
+@pytest.fixture(scope="session")
+def services_env() -> Iterator[dict[str, str]]:
+    """``.services/env`` as a dict, verified by a real connection to each service.
+
+    The values are also exported to ``os.environ`` for the duration of the session.
+    """
+    if not SERVICES_ENV_FILE.is_file():
+        pytest.fail(f"{SERVICES_ENV_FILE} does not exist: {START_HINT}", pytrace=False)
+    env = read_services_env()
+    missing = [key for key in REQUIRED_KEYS if not env.get(key)]
+    if missing:
+        pytest.fail(f"{SERVICES_ENV_FILE} lacks {', '.join(missing)}: {START_HINT}", pytrace=False)
+
+    checks = (
+        ("redis", _check_redis, env["REDIS_URL"]),
+        ("postgres", _check_postgres, env["DATABASE_URL"]),
+        ("kafka", _check_kafka, env["KAFKA_BOOTSTRAP"]),
+    )
+    problems = []
+    for name, check, target in checks:
+        try:
+            check(target)
+        except Exception as exc:
+            problems.append(f"{name} at {target}: {type(exc).__name__}: {exc}")
+    if problems:
+        pytest.fail(
+            "integration services are not reachable:\n  "
+            + "\n  ".join(problems)
+            + f"\n{START_HINT} (`scripts/services.sh status` shows what is down)",
+            pytrace=False,
+        )
+
+    with pytest.MonkeyPatch.context() as mp:
+        for key, value in env.items():
+            mp.setenv(key, value)
+        yield env
+
+
+@pytest.fixture(scope="session")
+def redis_url(services_env: dict[str, str]) -> str:
+    return services_env["REDIS_URL"]
+
+
+@pytest.fixture(scope="session")
+def database_url(services_env: dict[str, str]) -> str:
+    return services_env["DATABASE_URL"]
+
+
+@pytest.fixture(scope="session")
+def kafka_bootstrap(services_env: dict[str, str]) -> str:
+    return services_env["KAFKA_BOOTSTRAP"]
