@@ -157,7 +157,7 @@ class Market:
         und = np.array([self._fair[self._underlying.get(i, i)] for i in range(n)])
         opt_band = self._to_ticks(und * 0.10)
         self._upper = np.where(self._is_opt, close + opt_band, close + band)
-        self._lower = np.where(self._is_opt, 1, np.maximum(close - band, 1))
+        self._lower = np.where(self._is_opt | self._is_index, 1, np.maximum(close - band, 1))
         self._hi52 = (close * 1.35).astype(np.int64)
         self._lo52 = np.maximum((close * 0.70).astype(np.int64), 1)
         gap = np.exp(self._rng.normal(0, 0.004, n))
