@@ -226,6 +226,7 @@ class Market:
             return []
         if ist_date(now_ns) != self._day:
             self._roll_day(now_ns)
+            dt_s = max(self._session_elapsed_s(now_ns), 1e-3)  # only today's trading counts
         self._last_ns = now_ns
         self._walk(now_ns, dt_s)
         lam = self._rate * (dt_s * self._activity(now_ns) * tick_rate_scale)
