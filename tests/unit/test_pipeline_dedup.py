@@ -9,8 +9,8 @@ from tickstream.calendar import ist_ns
 from tickstream.model import Tick
 from tickstream.pipeline.counters import PipelineCounters
 from tickstream.pipeline.dedup import (
-    DedupStore,
     Deduplicator,
+    DedupStore,
     FailoverArbiter,
     MemoryDedupStore,
     dedup_key,
