@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from fractions import Fraction
 
 import numpy as np
 import pytest
@@ -339,3 +340,50 @@ def test_supertrend_snapshot_restore_roundtrip_is_exact() -> None:
     # Assert
     assert again == first
     assert first[1] == 1  # close 19 breaks above the upper band: direction flips up
+
+
+def test_bollinger_long_stream_large_offset_bands_within_few_ulps_of_exact() -> None:
+    # Arrange: 700 closes near 1e6 moving by ~0.01 (sigma/price ~ 1e-8: sums of squares cancel)
+    rng = np.random.default_rng(7)
+    closes = [float(x) for x in 1_000_000.0 + np.cumsum(rng.normal(0.0, 0.01, 700))]
+    bb = Bollinger(20, 2.0)
+    worst_ulps = 0.0
+    for i, x in enumerate(closes):
+        # Act
+        middle = bb.update(x)
+        if middle is None:
+            continue
+        assert bb.upper is not None and bb.lower is not None
+        # Assert: against exact rational arithmetic over the window
+        window = [Fraction(v) for v in closes[i - 19 : i + 1]]
+        mean = sum(window, Fraction(0)) / 20
+        sigma = math.sqrt(sum((v - mean) ** 2 for v in window) / 20)
+        for got, exact in ((bb.upper, mean + 2 * Fraction(sigma)), (middle, mean)):
+            worst_ulps = max(worst_ulps, abs(got - float(exact)) / math.ulp(got))
+    assert worst_ulps <= 4.0
+
+
+def test_indicator_set_revise_every_candle_across_window_turns_equals_fresh() -> None:
+    # Arrange: 450 candles (over two exact recomputations of the Bollinger window), each revised
+    rng = np.random.default_rng(11)
+    closes = 500.0 + np.cumsum(rng.normal(0.0, 0.5, 450))
+    base = Series(
+        closes,
+        closes + 1,
+        closes - 1,
+        closes,
+        np.full(450, 100),
+        [FIRST_OPEN_NS + i * MINUTE_NS for i in range(450)],
+    ).candles()
+    revised = [
+        Candle(**{**{f: getattr(c, f) for f in c.__struct_fields__}, "close": c.close + 0.25})
+        for c in base
+    ]
+    live, fresh = IndicatorSet(), IndicatorSet()
+    # Act
+    got = []
+    for original, late in zip(base, revised, strict=True):
+        live.update(original)
+        got.append(live.revise(late))
+    # Assert
+    assert got == [fresh.update(c) for c in revised]
