@@ -111,8 +111,7 @@ class SimRestServer:
         log.info("sim REST: kite %s, angel %s", self.kite_root, self.angel_root)
 
     async def stop(self) -> None:
-        await self._angel.stop()
-        await self._kite.stop()
+        await asyncio.gather(self._angel.stop(), self._kite.stop())
 
     async def __aenter__(self) -> Self:
         await self.start()
