@@ -268,4 +268,3 @@ def bars(
                     )
         day += dt.timedelta(days=1)
     return out
-
