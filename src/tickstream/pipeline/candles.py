@@ -226,6 +226,19 @@ class CandleBuilder:
         if ts > self._wm.get(exchange, _NEVER):
             self._advance(exchange, ts)
 
+    def seed_volume(self, tick: Tick, cumulative: int) -> None:
+        """Make ``cumulative`` the known volume of ``tick``'s instrument on ``tick``'s IST day.
+
+        Call before adding ``tick``; its volume then counts from ``cumulative`` instead of being
+        the day's baseline (e.g. a previously stored value, or 0 for quantities summed from 0).
+        """
+        key = (tick.exchange, tick.token)
+        inst = self._insts.get(key)
+        if inst is None:
+            inst = self._insts[key] = _Inst(tick, self._intervals)
+        inst.vday = (tick.ts_exchange + IST_OFFSET_NS) // DAY_NS
+        inst.vcum = cumulative
+
     def on_timer(self, watermark_ns: int, exchange: str | None = None) -> None:
         """Advance the watermark of ``exchange`` (or of every exchange seen) to an estimate."""
         for ex in [exchange] if exchange is not None else list(self._wm):
