@@ -40,7 +40,12 @@ class FakeClock:
 def authority() -> LocalAuthority:
     return LocalAuthority(
         KiteSecrets(api_key="kitekey", api_secret="kite-secret-xyz"),
-        AngelSecrets(api_key="ak", client_code="C1", pin="1234", totp_secret="JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP"),
+        AngelSecrets(
+            api_key="ak",
+            client_code="C1",
+            pin="1234",
+            totp_secret="JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP",
+        ),
     )
 
 

@@ -270,7 +270,8 @@ async def test_smartapi_sdk_burst_gets_plain_text_403_as_data_exception(
             try:
                 smart.getCandleData(dict(params))
             except DataException as exc:
-                return exc
+                caught: Exception = exc
+                return caught
             succeeded += 1
         raise AssertionError("no rate limit within 30 requests")
 
@@ -327,3 +328,50 @@ async def test_sim_rest_server_not_running_root_raises(authority: LocalAuthority
     server = SimRestServer(authority, UNIVERSE)
     with pytest.raises(RuntimeError, match="not running"):
         _ = server.kite_root
+
+
+async def test_sdk_logins_tokens_open_the_simulators_websocket_servers(
+    smart_connect: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from websockets.asyncio.client import connect
+    from websockets.exceptions import InvalidStatus
+
+    from tickstream.sim.server import SimConfig, SimServer
+
+    for var in PROXY_VARS:
+        monkeypatch.delenv(var, raising=False)
+    async with SimServer(SimConfig(autostep=False)) as sim:
+        universe = sim.market.instruments
+        async with SimRestServer(sim.authority, universe, prices=PRICES) as rest:
+            creds = sim.credentials
+            # Act: log in through the official clients only
+            kite = KiteConnect(creds.kite_api_key, root=rest.kite_root)
+            request_token = await _request_token(rest, creds.kite_api_key)
+            session = await asyncio.to_thread(
+                kite.generate_session, request_token, creds.kite_api_secret
+            )
+            smart = smart_connect(api_key=creds.angel_api_key, root=rest.angel_root)
+            totp = pyotp.TOTP(creds.angel_totp_secret).now()
+            await asyncio.to_thread(
+                smart.generateSession, creds.angel_client_code, creds.angel_pin, totp
+            )
+            kite_url = f"{sim.kite_ws_url}?api_key={creds.kite_api_key}&access_token="
+            angel_headers = {
+                "Authorization": f"Bearer {smart.access_token}",
+                "x-api-key": creds.angel_api_key,
+                "x-client-code": creds.angel_client_code,
+                "x-feed-token": smart.getfeedToken(),
+            }
+            # Assert: the REST-issued tokens open both WebSocket servers
+            async with connect(kite_url + session["access_token"]) as ws:
+                assert ws.response is not None and ws.response.status_code == 101
+            async with connect(sim.angel_ws_url, additional_headers=angel_headers) as ws:
+                assert ws.response is not None and ws.response.status_code == 101
+            # Assert: after the simulator expires tokens, REST and WebSocket both refuse them
+            sim.expire_tokens()
+            with pytest.raises(kite_ex.TokenException):
+                await asyncio.to_thread(kite.profile)
+            with pytest.raises(InvalidStatus) as refused:
+                async with connect(kite_url + session["access_token"]):
+                    pass
+            assert refused.value.response.status_code == 403
