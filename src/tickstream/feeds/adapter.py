@@ -1,0 +1,88 @@
+"""What a broker module supplies to the shared client: the *what* of one broker's WebSocket.
+
+A :class:`BrokerAdapter` says how to open a socket with the current credentials, how to word
+(un)subscriptions, how to decode a binary message and classify a text one, and how to get new
+credentials. Everything about *when* (reconnects, liveness, sharding, gaps) lives in
+:mod:`tickstream.feeds.client` and :mod:`tickstream.feeds.connection`, shared by both brokers.
+"""
+
+from __future__ import annotations
+
+import enum
+import time
+from collections.abc import Callable, Hashable, Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+from websockets.asyncio.client import ClientConnection
+
+from tickstream.feeds.registry import Entry, Limits
+from tickstream.feeds.wire_common import DecodeResult
+from tickstream.model import Instrument
+
+__all__ = ["BrokerAdapter", "FeedConfig", "TextKind"]
+
+
+class TextKind(enum.Enum):
+    HEARTBEAT = "heartbeat"  # Angel's "pong"
+    ERROR = "error"  # a server error frame: surfaced (logged, counted, kept in health)
+    INFO = "info"  # any other server text (Kite "message"/"order"): logged at debug
+
+
+@dataclass(frozen=True, slots=True)
+class FeedConfig:
+    """The knobs of the shared client (from Settings in production, small values in tests)."""
+
+    heartbeat_timeout_factor: float = 3.0
+    reconnect_delay_initial_secs: float = 0.5
+    reconnect_delay_max_secs: float = 30.0
+    healthy_after_secs: float = 30.0
+    stale_after_secs: float = 30.0
+    queue_max_batches: int = 10_000
+    auth_retry_secs: float = 60.0
+    rate_limit_cooldown_secs: float = 5.0
+    clock_ns: Callable[[], int] = time.time_ns
+
+
+class BrokerAdapter(Protocol):
+    """One broker's WebSocket protocol, as the shared client needs it."""
+
+    source: str
+    limits: Limits
+    heartbeat_secs: float  # Kite: the server's heartbeat period; Angel: our ping period
+    ping_text: str | None  # sent every heartbeat_secs when not None (Angel "ping")
+    unsubscribe_on_mode_change: bool
+
+    def key_for(self, instrument: Instrument, mode: str) -> Hashable:
+        """The subscription key of ``instrument`` in ``mode`` (ValueError if not allowed)."""
+        ...
+
+    def all_keys(self, instrument: Instrument) -> list[Hashable]:
+        """Every key ``instrument`` may be subscribed under (for unsubscribe)."""
+        ...
+
+    def track(self, instrument: Instrument) -> None:
+        """Remember ``instrument`` so that its ticks carry its symbol and canonical token."""
+        ...
+
+    async def open(self) -> ClientConnection:
+        """A new socket opened with the current credentials (websockets errors propagate)."""
+        ...
+
+    def subscribe_messages(self, entries: Sequence[tuple[Hashable, Entry]]) -> list[str]: ...
+
+    def unsubscribe_messages(self, entries: Sequence[tuple[Hashable, Entry]]) -> list[str]: ...
+
+    def decode(self, data: bytes, ts_recv: int) -> DecodeResult: ...
+
+    def text(self, text: str) -> tuple[TextKind, str]:
+        """Classify a server text message; the string is what to surface."""
+        ...
+
+    def credential_id(self) -> str:
+        """An opaque fingerprint of the credentials in use (never the secret itself)."""
+        ...
+
+    async def reauthenticate(self) -> bool:
+        """Try to get new credentials; True when they changed."""
+        ...
