@@ -12,9 +12,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tickstream.calendar import ist_date, ist_midnight_ns, ist_ns, session_for
+from tickstream.calendar import ist_date, ist_datetime, ist_midnight_ns, ist_ns, session_for
 from tickstream.model import Instrument
-from tickstream.sim.history import Bar, bars, day_arrays, reference_price
+from tickstream.sim.history import Bar, bars, day_arrays, ist_stamp, reference_price
 from tickstream.sim.universe import default_universe, reference_prices
 
 UNIVERSE = default_universe()
@@ -187,3 +187,11 @@ def test_bars_process_timezone_does_not_change_result() -> None:
         results.append(bars(OPTION, 300, ist_ns(DAY, 0), ist_ns(DAY, 23), 250.0))
     assert results[0] == results[1] == results[2]
     assert len(results[0]) == 75
+
+
+@settings(max_examples=200, deadline=None)
+@given(ts=st.integers(min_value=0, max_value=4_102_444_800).map(lambda s: s * 10**9))
+def test_ist_stamp_any_second_equals_datetime_formatting(ts: int) -> None:
+    moment = ist_datetime(ts)
+    assert ist_stamp(ts, "+0530") == moment.strftime("%Y-%m-%dT%H:%M:%S%z")
+    assert ist_stamp(ts, "+05:30") == moment.isoformat(timespec="seconds")

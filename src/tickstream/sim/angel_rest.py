@@ -46,9 +46,9 @@ from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Route
 
-from tickstream.calendar import IST, ist_datetime, ist_ns
+from tickstream.calendar import IST, ist_ns
 from tickstream.model import Instrument
-from tickstream.sim.history import Bar, bars, reference_price
+from tickstream.sim.history import Bar, bars, ist_stamp, reference_price
 from tickstream.sim.ratelimit import SlidingWindowLimiter
 from tickstream.sim.rest_auth import TokenAuthority
 
@@ -179,8 +179,7 @@ def angel_scrip(inst: Instrument) -> dict[str, str]:
 
 def angel_candle(bar: Bar) -> list[Any]:
     """``[ts, o, h, l, c, v]`` with Angel's ``+05:30`` timestamp."""
-    ts = ist_datetime(bar.start_ns).isoformat(timespec="seconds")
-    return [ts, bar.open, bar.high, bar.low, bar.close, bar.volume]
+    return [ist_stamp(bar.start_ns, "+05:30"), bar.open, bar.high, bar.low, bar.close, bar.volume]
 
 
 def _parse_ist(text: object, name: str) -> int:

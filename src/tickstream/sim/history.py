@@ -36,10 +36,10 @@ import msgspec
 import numpy as np
 import numpy.typing as npt
 
-from tickstream.calendar import ist_date, ist_midnight_ns, session_for
+from tickstream.calendar import IST_OFFSET_NS, ist_date, ist_midnight_ns, session_for
 from tickstream.model import Instrument, from_ticks, to_ticks
 
-__all__ = ["Bar", "DayArrays", "bars", "day_arrays", "reference_price"]
+__all__ = ["Bar", "DayArrays", "bars", "day_arrays", "ist_stamp", "reference_price"]
 
 NS: Final = 1_000_000_000
 MINUTE_NS: Final = 60 * NS
@@ -78,6 +78,7 @@ class DayArrays(msgspec.Struct, frozen=True):
     oi: I64
 
 
+@lru_cache(maxsize=1 << 16)
 def _unit(*parts: object) -> float:
     """A uniform number in [-1, 1) determined by ``parts``."""
     digest = hashlib.blake2b("|".join(map(str, parts)).encode(), digest_size=8).digest()
@@ -89,6 +90,7 @@ def _seed(*parts: object) -> int:
     return int.from_bytes(digest, "big")
 
 
+@lru_cache(maxsize=1 << 14)
 def _level(key: str, day: dt.date) -> float:
     """Log offset of the day's close from the reference price (multi-scale value noise)."""
     n = day.toordinal()
@@ -268,3 +270,20 @@ def bars(
                     )
         day += dt.timedelta(days=1)
     return out
+
+
+@lru_cache(maxsize=8192)
+def _iso_day(day_no: int) -> str:
+    return (dt.date(1970, 1, 1) + dt.timedelta(days=day_no)).isoformat()
+
+
+def ist_stamp(ts_ns: int, offset: str) -> str:
+    """``YYYY-MM-DDTHH:MM:SS`` in IST followed by ``offset`` (``+0530`` Kite, ``+05:30`` Angel).
+
+    The same text as ``ist_datetime(ts).strftime(...)``, an order of magnitude faster (a 60-day
+    minute request formats 15,000 stamps).
+    """
+    day_no, sod = divmod((ts_ns + IST_OFFSET_NS) // NS, 86_400)
+    h, rem = divmod(sod, 3600)
+    m, s = divmod(rem, 60)
+    return f"{_iso_day(day_no)}T{h:02d}:{m:02d}:{s:02d}{offset}"

@@ -44,9 +44,9 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 from starlette.routing import Route
 
-from tickstream.calendar import IST, ist_datetime, ist_ns
+from tickstream.calendar import IST, ist_ns
 from tickstream.model import Instrument
-from tickstream.sim.history import Bar, bars, reference_price
+from tickstream.sim.history import Bar, bars, ist_stamp, reference_price
 from tickstream.sim.ratelimit import SlidingWindowLimiter
 from tickstream.sim.rest_auth import TokenAuthority
 
@@ -150,8 +150,14 @@ def kite_instruments_csv(universe: Sequence[Instrument], exchange: str | None = 
 
 def kite_candle(bar: Bar, *, with_oi: bool) -> list[Any]:
     """``[ts, o, h, l, c, v(, oi)]`` with Kite's ``+0530`` timestamp."""
-    ts = ist_datetime(bar.start_ns).strftime("%Y-%m-%dT%H:%M:%S%z")
-    row: list[Any] = [ts, bar.open, bar.high, bar.low, bar.close, bar.volume]
+    row: list[Any] = [
+        ist_stamp(bar.start_ns, "+0530"),
+        bar.open,
+        bar.high,
+        bar.low,
+        bar.close,
+        bar.volume,
+    ]
     if with_oi:
         row.append(bar.oi)
     return row
