@@ -343,3 +343,17 @@ async def test_unknown_route_404_kite_envelope(client: httpx.AsyncClient) -> Non
     assert resp.status_code == 404
     assert resp.json()["status"] == "error"
     assert resp.json()["error_type"] == "GeneralException"
+
+
+async def test_login_pending_request_tokens_bounded_oldest_dropped(
+    client: httpx.AsyncClient,
+) -> None:
+    first = await _request_token(client)
+    for _ in range(1024):
+        await _request_token(client)
+    form = {"api_key": "kitekey", "request_token": first, "checksum": _checksum(first)}
+    # Act
+    resp = await client.post("/session/token", data=form)
+    # Assert
+    assert resp.status_code == 403
+    assert resp.json()["message"] == "Token is invalid or has expired."

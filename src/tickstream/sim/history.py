@@ -206,8 +206,8 @@ def day_arrays(instrument: Instrument, day: dt.date, ref: float) -> DayArrays | 
         volume=_volumes(rng, instrument, n),
         oi=_open_interest(rng, instrument, day, n),
     )
-    for arr in (arrays.start_ns, arrays.open, arrays.high, arrays.low, arrays.close):
-        arr.setflags(write=False)
+    for arr in (starts, opens, highs, lows, closes, arrays.volume, arrays.oi):
+        arr.setflags(write=False)  # cached and shared between requests
     return arrays
 
 

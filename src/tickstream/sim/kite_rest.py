@@ -87,6 +87,7 @@ KITE_MAX_DAYS: Final[dict[str, tuple[int, int]]] = {
     "day": (86_400, 2000),
 }
 HISTORICAL_PER_SECOND: Final = 3
+_MAX_PENDING_LOGINS: Final = 1024
 _JSON: Final = "application/json"
 _DATE_FORMATS: Final = ("%Y-%m-%d %H:%M:%S", "%Y-%m-%d %H:%M", "%Y-%m-%d")
 _encoder = msgspec.json.Encoder()
@@ -189,7 +190,7 @@ class _KiteApp:
         self.by_token: dict[int | None, Instrument] = {
             i.kite_token: i for i in universe if i.kite_token is not None
         }
-        self.request_tokens: set[str] = set()
+        self.request_tokens: dict[str, None] = {}  # insertion-ordered, bounded
         self.limiter = SlidingWindowLimiter([(HISTORICAL_PER_SECOND, 1.0)], clock=clock)
 
     def authorize(self, request: Request) -> str:
@@ -209,7 +210,9 @@ class _KiteApp:
         if not hmac.compare_digest(api_key, self.authority.kite.api_key):
             raise KiteError(400, "InputException", "Invalid `api_key`.")
         request_token = secrets.token_urlsafe(24)
-        self.request_tokens.add(request_token)
+        self.request_tokens[request_token] = None
+        if len(self.request_tokens) > _MAX_PENDING_LOGINS:
+            del self.request_tokens[next(iter(self.request_tokens))]
         query = urlencode({"request_token": request_token, "action": "login", "status": "success"})
         sep = "&" if "?" in self.redirect_url else "?"
         return RedirectResponse(f"{self.redirect_url}{sep}{query}", status_code=302)
@@ -225,7 +228,7 @@ class _KiteApp:
             raise KiteError(403, "TokenException", "Invalid `checksum`.")
         if request_token not in self.request_tokens:
             raise KiteError(403, "TokenException", "Token is invalid or has expired.")
-        self.request_tokens.discard(request_token)
+        del self.request_tokens[request_token]
         access_token = self.authority.issue_kite_token()
         log.info("kite session issued for api key %s", api_key)
         return _success(self._session(api_key, access_token))
