@@ -17,7 +17,14 @@ import msgspec
 
 from tickstream.model import Instrument
 
-__all__ = ["Universe", "default_universe", "load_universe", "read_universe", "reference_prices"]
+__all__ = [
+    "Universe",
+    "default_universe",
+    "load_universe",
+    "parse_price_series",
+    "read_universe",
+    "reference_prices",
+]
 
 
 class Universe(msgspec.Struct, frozen=True):
@@ -54,3 +61,31 @@ def default_universe() -> list[Instrument]:
 def reference_prices(path: Path | None = None) -> dict[str, float]:
     """Previous-close reference price per ``Instrument.key`` (options are priced by the model)."""
     return dict(read_universe(path).reference_prices)
+
+
+def parse_price_series(text: str) -> list[tuple[int, float]]:
+    """A recorded price series: lines ``YYYY-MM-DD HH:MM:SS,value`` in IST (the NSE per-second
+    index files) or ``epoch_ns,value``; blank lines and ``#`` comments are skipped."""
+    import datetime as dt
+
+    from tickstream.calendar import ist_ns
+
+    out: list[tuple[int, float]] = []
+    for n, line in enumerate(text.splitlines(), 1):
+        line = line.strip()
+        if not line or line.startswith("#"):
+            continue
+        stamp, _, value = line.rpartition(",")
+        try:
+            if stamp.isdigit():
+                ts = int(stamp)
+            else:
+                when = dt.datetime.strptime(stamp, "%Y-%m-%d %H:%M:%S")  # noqa: DTZ007 - IST wall time, converted explicitly below
+                ts = ist_ns(when.date(), when.hour, when.minute, when.second)
+            out.append((ts, float(value)))
+        except ValueError:
+            raise ValueError(
+                f"line {n}: expected 'YYYY-MM-DD HH:MM:SS,price', got {line!r:.60}"
+            ) from None
+    out.sort()
+    return out
