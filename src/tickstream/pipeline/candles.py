@@ -148,11 +148,12 @@ class _Slot:
 
 
 class _Series:
-    __slots__ = ("closed", "inst", "interval", "iv_ns", "open")
+    __slots__ = ("closed", "inst", "interval", "iv_ns", "label", "open")
 
     def __init__(self, inst: _Inst, interval: Interval) -> None:
         self.inst = inst
         self.interval = interval
+        self.label = interval.value
         self.iv_ns = interval.nanos
         self.open: list[_Slot] = []  # open buckets, by start (usually 0 or 1, a few with grace)
         self.closed: _Slot | None = None  # the most recently closed bucket (revisable)
@@ -168,7 +169,8 @@ class _Inst:
         "symbol",
         "token",
         "vcum",
-        "vday",
+        "vday_end",
+        "vday_start",
     )
 
     def __init__(self, tick: Tick, intervals: tuple[Interval, ...]) -> None:
@@ -177,10 +179,16 @@ class _Inst:
         self.symbol = tick.symbol
         self.first_ts = tick.ts_exchange
         self.last_ts = _NEVER
-        self.vday = -1
-        self.vcum: int | None = None
+        # cumulative volume ``vcum`` known for the IST day [vday_start, vday_end); none yet
+        self.vday_start = self.vday_end = _NEVER
+        self.vcum = 0
         self.gaps: list[tuple[int, int]] = []
         self.series = [_Series(self, iv) for iv in intervals]
+
+    def set_volume_day(self, ts: int, cumulative: int) -> None:
+        self.vday_start = ts - (ts + IST_OFFSET_NS) % DAY_NS
+        self.vday_end = self.vday_start + DAY_NS
+        self.vcum = cumulative
 
 
 class CandleBuilder:
@@ -211,7 +219,14 @@ class CandleBuilder:
         if inst is None:
             inst = self._insts[(exchange, tick.token)] = _Inst(tick, self._intervals)
         late = ts < inst.last_ts
-        dv = 0 if tick.volume is None else self._volume_delta(inst, tick.volume, ts, late)
+        volume = tick.volume
+        dv = 0
+        if volume is not None:
+            cum = inst.vcum
+            if not late and cum <= volume and inst.vday_start <= ts < inst.vday_end:
+                dv, inst.vcum = volume - cum, volume  # the hot path of _volume_delta
+            else:
+                dv = self._volume_delta(inst, volume, ts, late)
         if not late:
             inst.last_ts = ts
         bounds = self._sessions.get(exchange)
@@ -223,8 +238,12 @@ class CandleBuilder:
             self._apply(inst, ts, tick.ltp, dv, tick.oi, bounds)
         else:
             self._counters.no_price += 1
-        if ts > self._wm.get(exchange, _NEVER):
-            self._advance(exchange, ts)
+        wm = self._wm
+        if ts > wm.get(exchange, _NEVER):
+            wm[exchange] = ts
+            ends = self._ends.get(exchange)
+            if ends and ends[0] + self._grace <= ts:
+                self._close_until(exchange, ts - self._grace)
 
     def seed_volume(self, tick: Tick, cumulative: int) -> None:
         """Make ``cumulative`` the known volume of ``tick``'s instrument on ``tick``'s IST day.
@@ -236,8 +255,7 @@ class CandleBuilder:
         inst = self._insts.get(key)
         if inst is None:
             inst = self._insts[key] = _Inst(tick, self._intervals)
-        inst.vday = (tick.ts_exchange + IST_OFFSET_NS) // DAY_NS
-        inst.vcum = cumulative
+        inst.set_volume_day(tick.ts_exchange, cumulative)
 
     def on_timer(self, watermark_ns: int, exchange: str | None = None) -> None:
         """Advance the watermark of ``exchange`` (or of every exchange seen) to an estimate."""
@@ -306,15 +324,12 @@ class CandleBuilder:
         return bounds if session.contains(ts) else None
 
     def _volume_delta(self, inst: _Inst, volume: int, ts: int, late: bool) -> int:
-        day = (ts + IST_OFFSET_NS) // DAY_NS
-        cum = inst.vcum
-        if cum is None or day != inst.vday:
-            if cum is None or day > inst.vday:
-                inst.vcum, inst.vday = volume, day
+        if ts >= inst.vday_end:  # first tick of a later IST day: the baseline
+            inst.set_volume_day(ts, volume)
             return 0
-        if late:
+        if late or ts < inst.vday_start:
             return 0
-        inst.vcum = volume
+        cum, inst.vcum = inst.vcum, volume
         if volume >= cum:
             return volume - cum
         self._counters.volume_resets += 1
@@ -323,17 +338,27 @@ class CandleBuilder:
     def _apply(
         self, inst: _Inst, ts: int, ltp: float, dv: int, oi: int | None, bounds: tuple[int, int]
     ) -> None:
-        open_ns, close_ns = bounds
-        since_open = ts - open_ns
         for series in inst.series:
-            iv = series.iv_ns
-            start = open_ns if iv >= DAY_NS else ts - since_open % iv
             op = series.open
-            if op and op[-1].start == start:
-                op[-1].add(ts, ltp, dv, oi)
-            else:
-                end = start + iv
-                self._route(series, start, end if end < close_ns else close_ns, ts, ltp, dv, oi)
+            if op:
+                s = op[-1]
+                if s.start <= ts < s.end and ts >= s.last_ts:
+                    # Hot path, an in-order tick of the newest open bucket (_Slot.add inlined).
+                    if ltp > s.high:
+                        s.high = ltp
+                    elif ltp < s.low:
+                        s.low = ltp
+                    s.close, s.last_ts = ltp, ts
+                    if oi is not None:
+                        s.oi = oi
+                    s.volume += dv
+                    s.ticks += 1
+                    continue
+            open_ns, close_ns = bounds
+            iv = series.iv_ns
+            start = open_ns if iv >= DAY_NS else ts - (ts - open_ns) % iv
+            end = start + iv
+            self._route(series, start, end if end < close_ns else close_ns, ts, ltp, dv, oi)
 
     def _route(
         self, series: _Series, start: int, end: int, ts: int, ltp: float, dv: int, oi: int | None
@@ -387,7 +412,7 @@ class CandleBuilder:
         else:
             lst.append(slot)
 
-    def _advance(self, exchange: str, wm: int) -> None:
+    def _advance(self, exchange: str, wm: int) -> None:  # keep in step with add()
         self._wm[exchange] = wm
         ends = self._ends.get(exchange)
         if ends and ends[0] + self._grace <= wm:
@@ -409,7 +434,7 @@ class CandleBuilder:
             op.remove(slot)
         series.closed = slot
         counters = self._counters
-        counters.candles_emitted[series.interval.value] += 1
+        counters.candles_emitted[series.label] += 1
         if slot.incomplete:
             counters.candles_incomplete += 1
         self._events.append(slot.candle())

@@ -132,7 +132,7 @@ class PipelineEngine:
         counters.ticks_in += len(batch)
         check = self._normalizer.check
         is_dup = self._dedup.is_duplicate
-        accept = self._arbiter.accept
+        accept = self._arbiter.accept if self._arbiter.primary is not None else None
         sequence = self._sequence.process
         update = self.store.update_tick
         add = self.candles.add
@@ -142,7 +142,7 @@ class PipelineEngine:
             if reason is not None:
                 out.quarantined.append((tick, reason.value))
                 continue
-            if is_dup(tick) or not accept(tick):
+            if is_dup(tick) or (accept is not None and not accept(tick)):
                 continue
             tick, gap = sequence(tick)
             if gap is not None:

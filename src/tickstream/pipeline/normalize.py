@@ -39,7 +39,7 @@ from dataclasses import dataclass, field
 from math import isfinite
 
 from tickstream.calendar import DAY_NS, IST_OFFSET_NS, session_for_ts
-from tickstream.model import NS_PER_SEC, Exchange, Tick
+from tickstream.model import NS_PER_SEC, Depth, Exchange, Tick
 from tickstream.pipeline.counters import PipelineCounters
 
 __all__ = ["NormalizeConfig", "Normalizer", "Reason"]
@@ -68,10 +68,10 @@ class NormalizeConfig:
     negative_price_exchanges: frozenset[str] = frozenset({"MCX", "NCO"})
 
 
-def _all_finite(t: Tick) -> bool:
-    # Fast path: a sum is finite when every term is (filter(None) drops None and 0.0). Only when
-    # the sum is not finite do we look at each value, so a huge-but-finite sum is not rejected.
-    # A tuple of attribute loads is ~3x cheaper than operator.attrgetter on a msgspec Struct.
+def _floats_finite(t: Tick) -> bool:
+    # A sum is finite when every term is (filter(None) drops None and 0.0); only a non-finite sum
+    # looks at each value, so a huge-but-finite sum is not rejected. A tuple of attribute loads is
+    # ~3x cheaper than operator.attrgetter on a msgspec Struct.
     values = (
         t.ltp,
         t.atp,
@@ -88,24 +88,21 @@ def _all_finite(t: Tick) -> bool:
         t.high_52w,
         t.low_52w,
     )
-    if not isfinite(sum(filter(None, values))) and not all(
-        isfinite(v) for v in values if v is not None
-    ):
-        return False
-    depth = t.depth
-    if depth is None:
-        return True
+    return isfinite(sum(filter(None, values))) or all(isfinite(v) for v in values if v is not None)
+
+
+def _depth_finite(depth: Depth) -> bool:
     return all(isfinite(level.price) for level in (*depth.bids, *depth.asks))
 
 
 class _State:
-    __slots__ = ("day", "traded", "ts", "volume")
+    __slots__ = ("day_start", "traded", "ts", "volume")
 
     def __init__(self) -> None:
         self.traded = False
-        self.day = -1
-        self.ts = -1
-        self.volume: int | None = None
+        self.day_start = -(2**62)  # IST midnight (epoch ns) of the day ``volume`` belongs to
+        self.ts = -(2**62)
+        self.volume = 0
 
 
 class Normalizer:
@@ -114,7 +111,11 @@ class Normalizer:
     def __init__(
         self, config: NormalizeConfig | None = None, counters: PipelineCounters | None = None
     ) -> None:
-        self._cfg = config or NormalizeConfig()
+        self._cfg = cfg = config or NormalizeConfig()
+        self._exchanges = cfg.exchanges
+        self._negative_ok = cfg.negative_price_exchanges
+        self._max_future = cfg.max_future_ns
+        self._max_past = cfg.max_past_ns
         self._counters = counters or PipelineCounters()
         self._state: dict[tuple[str, str, int], _State] = {}
 
@@ -123,26 +124,29 @@ class Normalizer:
         reason = self._stateless(tick)
         if reason is None:
             reason = self._stateful(tick)
-        if reason is not None:
-            self._counters.quarantined[reason.value] += 1
+            if reason is None:
+                return None
+        self._counters.quarantined[reason.value] += 1
         return reason
 
     def _stateless(self, t: Tick) -> Reason | None:
-        cfg = self._cfg
-        if t.exchange not in cfg.exchanges:
+        if t.exchange not in self._exchanges:
             return Reason.UNKNOWN_EXCHANGE
-        if not _all_finite(t):
+        if not _floats_finite(t) or (t.depth is not None and not _depth_finite(t.depth)):
             return Reason.NON_FINITE
         skew = t.ts_exchange - t.ts_recv
-        if skew > cfg.max_future_ns:
+        if skew > self._max_future:
             return Reason.TS_FUTURE
-        if -skew > cfg.max_past_ns:
+        if -skew > self._max_past:
             return Reason.TS_PAST
-        if t.high and t.low and t.high < t.low:
+        high = t.high
+        if high and t.low and high < t.low:
             return Reason.HIGH_BELOW_LOW
-        bid, ask = t.bid, t.ask
-        if bid and ask and bid > 0 and ask > 0 and bid > ask and not _in_preopen(t):
-            return Reason.CROSSED_BOOK
+        bid = t.bid
+        if bid and bid > 0:
+            ask = t.ask
+            if ask and 0 < ask < bid and not _in_preopen(t):
+                return Reason.CROSSED_BOOK
         return None
 
     def _stateful(self, t: Tick) -> Reason | None:
@@ -154,26 +158,32 @@ class Normalizer:
         if (
             ltp is not None
             and ltp <= 0
-            and t.exchange not in self._cfg.negative_price_exchanges
             and (st.traded or ltp < 0)
+            and t.exchange not in self._negative_ok
         ):
             return Reason.NON_POSITIVE_LTP
         volume = t.volume
-        if volume is not None:
-            ts = t.ts_exchange
-            day = (ts + IST_OFFSET_NS) // DAY_NS
-            last = st.volume
-            if last is not None and day == st.day:
-                if ts >= st.ts:
-                    if volume < last:
-                        return Reason.VOLUME_DECREASED
-                elif volume > last:
-                    return Reason.VOLUME_DECREASED
-            if day > st.day or (day == st.day and ts >= st.ts):
-                st.day, st.ts, st.volume = day, ts, volume
-        if ltp is not None and ltp > 0:
+        if volume is not None and not _volume_ok(st, t.ts_exchange, volume):
+            return Reason.VOLUME_DECREASED
+        if ltp and not st.traded and ltp > 0:
             st.traded = True
         return None
+
+
+def _volume_ok(st: _State, ts: int, volume: int) -> bool:
+    """Apply the cumulative-volume rule; records the new volume when the tick is accepted."""
+    day_start = st.day_start
+    if day_start <= ts < day_start + DAY_NS:
+        if ts >= st.ts:
+            if volume < st.volume:
+                return False
+            st.ts, st.volume = ts, volume
+        elif volume > st.volume:
+            return False
+    elif ts >= day_start + DAY_NS:  # first tick of a later IST day: a new baseline
+        st.day_start = ts - (ts + IST_OFFSET_NS) % DAY_NS
+        st.ts, st.volume = ts, volume
+    return True
 
 
 def _in_preopen(t: Tick) -> bool:
