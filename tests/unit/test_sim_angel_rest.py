@@ -337,3 +337,18 @@ async def test_scrip_master_angel_schema_for_the_universe(client: httpx.AsyncCli
     assert opt["symbol"] == f"NIFTY18AUG26{int(OPTION.strike or 0)}CE"
     assert opt["strike"] == f"{(OPTION.strike or 0) * 100:.6f}"
     assert (opt["instrumenttype"], opt["lotsize"], opt["name"]) == ("OPTIDX", "65", "NIFTY")
+
+
+async def test_candles_index_token_under_nse_zero_volume(
+    client: httpx.AsyncClient, authority: LocalAuthority
+) -> None:
+    body = _candle_body(
+        symboltoken="99926000", interval="FIFTEEN_MINUTE", todate="2025-09-01 15:30"
+    )
+    # Act
+    resp = await client.post(CANDLES, json=body, headers=_bearer(authority))
+    # Assert
+    data = resp.json()["data"]
+    assert len(data) == 25
+    assert data[-1][0] == "2025-09-01T15:15:00+05:30"
+    assert {c[5] for c in data} == {0}
