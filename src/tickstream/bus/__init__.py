@@ -9,4 +9,6 @@ __all__ = ["BACKENDS", "Bus", "BusClosedError", "Message", "Overflow", "Subscrip
 # name -> "module:Class"; imported lazily so optional extras stay optional.
 BACKENDS: dict[str, str] = {
     "memory": "tickstream.bus.memory:MemoryBus",
+    "redis": "tickstream.bus.redis_bus:RedisBus",
+    "kafka": "tickstream.bus.kafka_bus:KafkaBus",
 }
