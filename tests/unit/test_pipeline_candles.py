@@ -293,3 +293,51 @@ def _fields(ts: int) -> dict[str, Any]:
         "ts_exchange": ts,
         "ts_recv": ts,
     }
+
+
+def test_candles_seed_volume_counts_first_tick_from_known_value() -> None:
+    # Arrange
+    b, _ = builder()
+    first = tick(at(10, 0, 1), 1.0, 5000)
+    # Act
+    b.seed_volume(first, 4200)
+    events = run_all(b, [first, tick(at(10, 0, 2), 1.0, 5100)])
+    # Assert
+    assert [c.volume for c in events] == [900]
+
+
+def test_candles_volume_decrease_same_day_is_reset_counted() -> None:
+    b, counters = builder()
+    events = run_all(
+        b,
+        [
+            tick(at(10, 0, 1), 1.0, 5000),
+            tick(at(10, 0, 2), 1.0, 5100),
+            tick(at(10, 0, 3), 1.0, 20),
+            tick(at(10, 0, 4), 1.0, 50),
+        ],
+    )
+    assert [c.volume for c in events] == [130]
+    assert counters.volume_resets == 1
+
+
+def test_candles_late_tick_adds_no_volume_and_keeps_baseline() -> None:
+    b, _ = builder(grace=5)
+    events = run_all(
+        b,
+        [
+            tick(at(10, 0, 1), 1.0, 5000),
+            tick(at(10, 0, 10), 1.0, 5100),
+            tick(at(10, 0, 5), 1.0, 5050),  # late: its trades are inside the 5100
+            tick(at(10, 0, 20), 1.0, 5130),
+        ],
+    )
+    assert [(c.volume, c.ticks) for c in events] == [(130, 4)]
+
+
+def test_candles_daily_interval_is_one_bar_per_session() -> None:
+    b, _ = builder((Interval.D1,))
+    events = run_all(b, [tick(at(9, 15, 1), 5.0, 10), tick(at(15, 29, 59), 7.0, 30)])
+    assert [(c.start, c.open, c.close, c.volume, c.partial) for c in events] == [
+        (at(9, 15), 5.0, 7.0, 20, True)
+    ]

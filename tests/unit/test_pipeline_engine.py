@@ -199,3 +199,40 @@ def test_engine_output_extend_concatenates_every_list() -> None:
     a.extend(b)
     assert [t.ltp for t in a.ticks] == [1.0, 2.0]
     assert [r for _, r in a.quarantined] == ["x"]
+
+
+def test_engine_default_config_builds_1s_1m_5m_and_flush_closes_all() -> None:
+    # Arrange
+    eng = PipelineEngine()
+    # Act
+    out = eng.process([tick(at(10, 0, 1), 1.0, 10), tick(at(10, 0, 2), 2.0, 12)], 0)
+    out.extend(eng.flush())
+    # Assert
+    assert [(c.interval, c.start, c.close) for c in out.candles] == [
+        (Interval.S1, at(10, 0, 1), 1.0),
+        (Interval.S1, at(10, 0, 2), 2.0),
+        (Interval.M1, at(10, 0), 2.0),
+        (Interval.M5, at(10, 0), 2.0),
+    ]
+    assert eng.counters.snapshot()["candles_emitted"] == {"1s": 2, "1m": 1, "5m": 1}
+    assert len(out.enriched) == 4
+
+
+def test_engine_counters_snapshot_has_every_counter() -> None:
+    snap = PipelineEngine().counters.snapshot()
+    assert set(snap) >= {
+        "ticks_in",
+        "accepted",
+        "quarantined",
+        "deduplicated",
+        "failover_dropped",
+        "gaps",
+        "stale_ticks",
+        "out_of_session",
+        "late_revised",
+        "late_dropped",
+        "candles_emitted",
+        "candles_revised",
+        "candles_incomplete",
+    }
+    assert snap["quarantined"] == {} and snap["ticks_in"] == 0
