@@ -50,14 +50,14 @@ import heapq
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from tickstream.calendar import DAY_NS, IST_OFFSET_NS, session_for_ts
+from tickstream.calendar import DAY_NS, session_for_ts
 from tickstream.model import NS_PER_SEC, Candle, Interval, Tick
+from tickstream.pipeline._buckets import NEVER, Inst, Series, Slot
 from tickstream.pipeline.counters import PipelineCounters
 
 __all__ = ["CandleBuilder", "CandleConfig"]
 
 InstrumentKey = tuple[str, int]
-_NEVER = -(2**62)
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,124 +73,6 @@ class CandleConfig:
             raise ValueError("need 0 <= grace_ns <= allowed_lateness_ns")
 
 
-class _Slot:
-    """A mutable bucket being built (one per open bucket; frozen Candles only on emit)."""
-
-    __slots__ = (
-        "close",
-        "end",
-        "first_ts",
-        "high",
-        "incomplete",
-        "last_ts",
-        "low",
-        "oi",
-        "open",
-        "partial",
-        "revision",
-        "series",
-        "start",
-        "ticks",
-        "volume",
-    )
-
-    def __init__(self, series: _Series, start: int, end: int, partial: bool) -> None:
-        self.series = series
-        self.start = start
-        self.end = end
-        self.partial = partial
-        self.incomplete = False
-        self.revision = 0
-        self.ticks = 0
-        self.volume = 0
-        self.oi: int | None = None
-        self.first_ts = self.last_ts = _NEVER
-        self.open = self.high = self.low = self.close = 0.0
-
-    def add(self, ts: int, ltp: float, dv: int, oi: int | None) -> None:
-        if self.ticks == 0:
-            self.open = self.high = self.low = self.close = ltp
-            self.first_ts = self.last_ts = ts
-            self.oi = oi
-        else:
-            if ltp > self.high:
-                self.high = ltp
-            elif ltp < self.low:
-                self.low = ltp
-            if ts >= self.last_ts:
-                self.close, self.last_ts = ltp, ts
-                if oi is not None:
-                    self.oi = oi
-            elif ts < self.first_ts:
-                self.open, self.first_ts = ltp, ts
-        self.volume += dv
-        self.ticks += 1
-
-    def candle(self) -> Candle:
-        inst = self.series.inst
-        return Candle(
-            exchange=inst.exchange,
-            token=inst.token,
-            symbol=inst.symbol,
-            interval=self.series.interval,
-            start=self.start,
-            open=self.open,
-            high=self.high,
-            low=self.low,
-            close=self.close,
-            volume=self.volume,
-            oi=self.oi,
-            ticks=self.ticks,
-            partial=self.partial,
-            incomplete=self.incomplete,
-            revision=self.revision,
-        )
-
-
-class _Series:
-    __slots__ = ("closed", "inst", "interval", "iv_ns", "label", "open")
-
-    def __init__(self, inst: _Inst, interval: Interval) -> None:
-        self.inst = inst
-        self.interval = interval
-        self.label = interval.value
-        self.iv_ns = interval.nanos
-        self.open: list[_Slot] = []  # open buckets, by start (usually 0 or 1, a few with grace)
-        self.closed: _Slot | None = None  # the most recently closed bucket (revisable)
-
-
-class _Inst:
-    __slots__ = (
-        "exchange",
-        "first_ts",
-        "gaps",
-        "last_ts",
-        "series",
-        "symbol",
-        "token",
-        "vcum",
-        "vday_end",
-        "vday_start",
-    )
-
-    def __init__(self, tick: Tick, intervals: tuple[Interval, ...]) -> None:
-        self.exchange = tick.exchange
-        self.token = tick.token
-        self.symbol = tick.symbol
-        self.first_ts = tick.ts_exchange
-        self.last_ts = _NEVER
-        # cumulative volume ``vcum`` known for the IST day [vday_start, vday_end); none yet
-        self.vday_start = self.vday_end = _NEVER
-        self.vcum = 0
-        self.gaps: list[tuple[int, int]] = []
-        self.series = [_Series(self, iv) for iv in intervals]
-
-    def set_volume_day(self, ts: int, cumulative: int) -> None:
-        self.vday_start = ts - (ts + IST_OFFSET_NS) % DAY_NS
-        self.vday_end = self.vday_start + DAY_NS
-        self.vcum = cumulative
-
-
 class CandleBuilder:
     """Builds candles for every instrument and configured interval; see the module docstring."""
 
@@ -203,11 +85,11 @@ class CandleBuilder:
         self._grace = cfg.grace_ns
         self._lateness = cfg.allowed_lateness_ns
         self._max_iv = max(iv.nanos for iv in cfg.intervals)
-        self._insts: dict[InstrumentKey, _Inst] = {}
+        self._insts: dict[InstrumentKey, Inst] = {}
         self._sessions: dict[str, tuple[int, int]] = {}
         self._wm: dict[str, int] = {}
         self._ends: dict[str, list[int]] = {}  # heap of pending bucket ends per exchange
-        self._pending: dict[tuple[str, int], list[_Slot]] = {}  # (exchange, end) -> slots
+        self._pending: dict[tuple[str, int], list[Slot]] = {}  # (exchange, end) -> slots
         self._events: list[Candle] = []
 
     # -- public API ------------------------------------------------------------------------
@@ -217,7 +99,7 @@ class CandleBuilder:
         exchange, ts = tick.exchange, tick.ts_exchange
         inst = self._insts.get((exchange, tick.token))
         if inst is None:
-            inst = self._insts[(exchange, tick.token)] = _Inst(tick, self._intervals)
+            inst = self._insts[(exchange, tick.token)] = Inst(tick, self._intervals)
         late = ts < inst.last_ts
         volume = tick.volume
         dv = 0
@@ -239,7 +121,7 @@ class CandleBuilder:
         else:
             self._counters.no_price += 1
         wm = self._wm
-        if ts > wm.get(exchange, _NEVER):
+        if ts > wm.get(exchange, NEVER):
             wm[exchange] = ts
             ends = self._ends.get(exchange)
             if ends and ends[0] + self._grace <= ts:
@@ -254,13 +136,13 @@ class CandleBuilder:
         key = (tick.exchange, tick.token)
         inst = self._insts.get(key)
         if inst is None:
-            inst = self._insts[key] = _Inst(tick, self._intervals)
+            inst = self._insts[key] = Inst(tick, self._intervals)
         inst.set_volume_day(tick.ts_exchange, cumulative)
 
     def on_timer(self, watermark_ns: int, exchange: str | None = None) -> None:
         """Advance the watermark of ``exchange`` (or of every exchange seen) to an estimate."""
         for ex in [exchange] if exchange is not None else list(self._wm):
-            if watermark_ns > self._wm.get(ex, _NEVER):
+            if watermark_ns > self._wm.get(ex, NEVER):
                 self._advance(ex, watermark_ns)
 
     def mark_gap(self, instruments: Iterable[InstrumentKey], start_ns: int, end_ns: int) -> None:
@@ -271,7 +153,7 @@ class CandleBuilder:
             if inst is None:
                 continue
             inst.gaps.append((start_ns, end_ns))
-            wm = self._wm.get(inst.exchange, _NEVER)
+            wm = self._wm.get(inst.exchange, NEVER)
             for series in inst.series:
                 for slot in series.open:
                     if slot.start <= end_ns and start_ns < slot.end:
@@ -323,7 +205,7 @@ class CandleBuilder:
         self._sessions[exchange] = bounds
         return bounds if session.contains(ts) else None
 
-    def _volume_delta(self, inst: _Inst, volume: int, ts: int, late: bool) -> int:
+    def _volume_delta(self, inst: Inst, volume: int, ts: int, late: bool) -> int:
         if ts >= inst.vday_end:  # first tick of a later IST day: the baseline
             inst.set_volume_day(ts, volume)
             return 0
@@ -336,14 +218,14 @@ class CandleBuilder:
         return 0
 
     def _apply(
-        self, inst: _Inst, ts: int, ltp: float, dv: int, oi: int | None, bounds: tuple[int, int]
+        self, inst: Inst, ts: int, ltp: float, dv: int, oi: int | None, bounds: tuple[int, int]
     ) -> None:
         for series in inst.series:
             op = series.open
             if op:
                 s = op[-1]
                 if s.start <= ts < s.end and ts >= s.last_ts:
-                    # Hot path, an in-order tick of the newest open bucket (_Slot.add inlined).
+                    # Hot path, an in-order tick of the newest open bucket (Slot.add inlined).
                     if ltp > s.high:
                         s.high = ltp
                     elif ltp < s.low:
@@ -361,14 +243,14 @@ class CandleBuilder:
             self._route(series, start, end if end < close_ns else close_ns, ts, ltp, dv, oi)
 
     def _route(
-        self, series: _Series, start: int, end: int, ts: int, ltp: float, dv: int, oi: int | None
+        self, series: Series, start: int, end: int, ts: int, ltp: float, dv: int, oi: int | None
     ) -> None:
         for slot in series.open:
             if slot.start == start:
                 slot.add(ts, ltp, dv, oi)
                 return
         exchange = series.inst.exchange
-        wm = self._wm.get(exchange, _NEVER)
+        wm = self._wm.get(exchange, NEVER)
         closed = series.closed
         if closed is not None and start <= closed.start:
             if start == closed.start and wm < closed.end + self._lateness:
@@ -389,9 +271,9 @@ class CandleBuilder:
         else:
             self._register(exchange, slot)
 
-    def _new_slot(self, series: _Series, start: int, end: int, ts: int) -> _Slot:
+    def _new_slot(self, series: Series, start: int, end: int, ts: int) -> Slot:
         inst = series.inst
-        slot = _Slot(series, start, end, inst.first_ts > start)
+        slot = Slot(series, start, end, inst.first_ts > start)
         if inst.gaps:
             inst.gaps = [g for g in inst.gaps if g[1] >= ts - self._max_iv]
             slot.incomplete = any(gs <= end and start <= ge for gs, ge in inst.gaps)
@@ -403,7 +285,7 @@ class CandleBuilder:
             op.sort(key=lambda s: s.start)
         return slot
 
-    def _register(self, exchange: str, slot: _Slot) -> None:
+    def _register(self, exchange: str, slot: Slot) -> None:
         key = (exchange, slot.end)
         lst = self._pending.get(key)
         if lst is None:
@@ -425,7 +307,7 @@ class CandleBuilder:
             for slot in self._pending.pop((exchange, end)):
                 self._close(slot)
 
-    def _close(self, slot: _Slot) -> None:
+    def _close(self, slot: Slot) -> None:
         series = slot.series
         op = series.open
         if op[0] is slot:
@@ -439,7 +321,7 @@ class CandleBuilder:
             counters.candles_incomplete += 1
         self._events.append(slot.candle())
 
-    def _revise(self, slot: _Slot) -> None:
+    def _revise(self, slot: Slot) -> None:
         slot.revision += 1
         self._counters.candles_revised += 1
         self._events.append(slot.candle())
