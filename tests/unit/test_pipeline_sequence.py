@@ -109,3 +109,30 @@ def test_feed_gap_for_listed_instruments_leaves_others_live() -> None:
         tracker.process(tick(None, T0 + NS, source="kite", token=7))[0].status,
     ]
     assert same_ts == [Status.LIVE, Status.STALE]
+
+
+def test_sequence_restarted_numbering_on_next_day_is_a_new_baseline() -> None:
+    tracker = SequenceTracker()
+    t1 = T0 + 86_400 * NS
+    ticks = [tick(900, T0), tick(901, T0 + NS), tick(1, t1), tick(2, t1 + NS)]
+    results = [tracker.process(t) for t in ticks]
+    assert [(t.status.value, g) for t, g in results] == [("LIVE", None)] * 4
+
+
+def test_sequence_first_seq_after_feed_gap_is_a_new_baseline() -> None:
+    # Arrange
+    tracker = SequenceTracker()
+    tracker.process(tick(900, T0))
+    tracker.on_gap(
+        GapEvent(source="angelone", instruments=None, start_ns=T0, end_ns=T0 + NS, cause="ws")
+    )
+    # Act: the reconnected feed numbers from 1
+    results = [tracker.process(t) for t in (tick(1, T0 + 2 * NS), tick(2, T0 + 3 * NS))]
+    # Assert
+    assert [(t.status.value, g) for t, g in results] == [("LIVE", None), ("LIVE", None)]
+
+
+def test_sequence_repeat_seq_at_same_time_is_not_in_order() -> None:
+    tracker = SequenceTracker(SequenceConfig(recover_after=1))
+    ticks = [tick(1, T0), tick(3, T0 + NS), tick(3, T0 + NS), tick(4, T0 + 2 * NS)]
+    assert statuses(tracker, ticks) == ["LIVE", "STALE", "STALE", "LIVE"]

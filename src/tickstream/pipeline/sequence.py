@@ -4,8 +4,11 @@ Per (source, exchange, token):
 
 * A tick whose ``seq`` is exactly one more than the last is *in order*. A larger jump is a
   **sequence gap**: a :class:`GapEvent` (cause ``"seq_gap"``, from the previous tick's
-  ``ts_exchange`` to this one's) is returned. A ``seq`` at or below the last is out of order:
-  it does not move the last ``seq`` and does not count towards recovery. Ticks without ``seq``
+  ``ts_exchange`` to this one's) is returned. A ``seq`` at or below the last is out of order
+  (it does not move the last ``seq`` and does not count towards recovery), unless it is the
+  first tick of a later IST day. The first ``seq`` of a day, and the first after a feed gap
+  event (a reconnect may restart the numbering), is a new baseline: no gap is inferred across
+  it. ``seq`` must count per (source, instrument). Ticks without ``seq``
   (Kite) are in order when their ``ts_exchange`` is not older than the last one.
 * A **feed gap** (:meth:`SequenceTracker.on_gap`: a disconnect reported by a feed, for a list of
   instruments or for every instrument of a source) marks those instruments STALE.
@@ -24,6 +27,7 @@ from dataclasses import dataclass
 
 import msgspec
 
+from tickstream.calendar import DAY_NS, IST_OFFSET_NS
 from tickstream.model import Status, Tick
 from tickstream.pipeline.counters import PipelineCounters
 
@@ -81,23 +85,18 @@ class SequenceTracker:
             return self._with_status(tick, stale=False), None
         gap = None
         seq, last = tick.seq, st.seq
-        if seq is not None and last is not None:
-            in_order = seq == last + 1
-            if seq > last + 1:
-                gap = GapEvent(
-                    source=tick.source,
-                    instruments=((tick.exchange, tick.token),),
-                    start_ns=st.ts,
-                    end_ns=tick.ts_exchange,
-                    cause=SEQ_GAP,
-                )
-                st.stale, st.good, st.clear_after = True, 0, tick.ts_exchange - 1
-            if seq > last:
-                st.seq = seq
-        else:
+        if seq is None or last is None:
             in_order = tick.ts_exchange >= st.ts
-            if seq is not None:
-                st.seq = seq
+            st.seq = seq if seq is not None else last
+        elif seq == last + 1:
+            in_order, st.seq = True, seq
+        elif seq > last + 1:
+            in_order, st.seq = False, seq
+            gap = self._gap(tick, st)
+        elif (tick.ts_exchange + IST_OFFSET_NS) // DAY_NS > (st.ts + IST_OFFSET_NS) // DAY_NS:
+            in_order, st.seq = True, seq  # lower seq on a later IST day: numbering restarted
+        else:  # a repeat or an older tick delivered late
+            in_order = False
         if tick.ts_exchange > st.ts:
             st.ts = tick.ts_exchange
         if st.stale and gap is None and in_order and tick.ts_exchange > st.clear_after:
@@ -107,6 +106,16 @@ class SequenceTracker:
         if gap is not None:
             self._counters.gaps += 1
         return self._with_status(tick, stale=st.stale), gap
+
+    def _gap(self, tick: Tick, st: _State) -> GapEvent:
+        st.stale, st.good, st.clear_after = True, 0, tick.ts_exchange - 1
+        return GapEvent(
+            source=tick.source,
+            instruments=((tick.exchange, tick.token),),
+            start_ns=st.ts,
+            end_ns=tick.ts_exchange,
+            cause=SEQ_GAP,
+        )
 
     def on_gap(self, event: GapEvent) -> list[tuple[str, int]]:
         """Mark the event's instruments STALE; returns the (exchange, token) pairs it covers."""
@@ -118,7 +127,7 @@ class SequenceTracker:
         for key in keys:
             st = self._state.get(key)
             if st is not None:
-                st.stale, st.good = True, 0
+                st.stale, st.good, st.seq = True, 0, None
                 st.clear_after = max(st.clear_after, event.end_ns)
         if event.instruments is None:
             return [(k[1], k[2]) for k in keys]
