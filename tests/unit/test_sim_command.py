@@ -22,14 +22,16 @@ def test_sim_command_help_explains_how_to_connect() -> None:
 
 
 def test_sim_command_runs_and_prints_urls_and_simulator_credentials() -> None:
-    args = ["sim", "--kite-port", "0", "--angel-port", "0", "--run-seconds", "0.3",
-            "--fault", "mute", "--fault-after", "0.1s"]  # fmt: skip
+    args = ["sim", "--kite-port", "0", "--angel-port", "0", "--kite-rest-port", "0",
+            "--angel-rest-port", "0", "--run-seconds", "0.3", "--fault", "mute",
+            "--fault-after", "0.1s"]  # fmt: skip
 
     result = CliRunner().invoke(app, args)
 
     assert result.exit_code == 0, result.output
     assert re.search(r"kite ticker +ws://127\.0\.0\.1:\d+/\?api_key=simkite", result.output)
     assert re.search(r"angel stream +ws://127\.0\.0\.1:\d+/smart-stream", result.output)
+    assert re.search(r"kite REST +http://127\.0\.0\.1:\d+", result.output)
     assert "local simulator only" in result.output
     assert re.search(r"KITE_ACCESS_TOKEN=[0-9a-f]{32}", result.output)
     assert result.output.rstrip().endswith("simulator stopped")

@@ -208,3 +208,29 @@ async def test_kite_ws_emission_log_records_what_was_sent(sim: SimServer) -> Non
     sent = [e for e in sim.emissions if e.conn_id == "kite-1"]
     assert [e.mode for e in sent] == ["quote", "full", "full"]
     _same_values(got[0], sent[-1].tick)
+
+
+async def test_kite_ws_token_from_the_rest_login_opens_the_ticker() -> None:
+    import hashlib
+
+    import httpx
+
+    async with SimServer(SimConfig(autostep=False, rest=True)) as sim:
+        c = sim.credentials
+        async with httpx.AsyncClient(base_url=sim.kite_rest_root) as http:
+            login = await http.get("/connect/login", params={"api_key": c.kite_api_key, "v": 3})
+            request_token = httpx.URL(login.headers["location"]).params["request_token"]
+            checksum = hashlib.sha256(
+                (c.kite_api_key + request_token + c.kite_api_secret).encode()
+            ).hexdigest()
+            session = await http.post("/session/token", data={
+                "api_key": c.kite_api_key, "request_token": request_token, "checksum": checksum,
+            })  # fmt: skip
+        token = session.json()["data"]["access_token"]
+        async with connect(_url(sim, token=token)) as ws:
+            await ws.send(wire.encode_subscribe([RELIANCE_ITOK]))
+            ticks = await _recv_data(ws)
+
+    assert login.status_code in (302, 303, 307)
+    assert token != c.kite_access_token
+    assert [t.token for t in ticks] == [2885]

@@ -23,7 +23,8 @@ HELP: Final = (
     "~50 NSE equities and a NIFTY option chain, in exchange time inside an NSE session (nights "
     "and weekends replay the latest session from 10:00 IST).\n\n"
     "Point KiteTicker at it with root='ws://HOST:KITE_PORT' and SmartWebSocketV2 with "
-    "ROOT_URI='ws://HOST:ANGEL_PORT/smart-stream', using the credentials it prints.\n\n"
+    "ROOT_URI='ws://HOST:ANGEL_PORT/smart-stream', using the credentials it prints; the REST "
+    "simulators (login, instruments, history) listen on --kite-rest-port / --angel-rest-port.\n\n"
     "Faults: --fault mute|stall|close|duplicate|seq-jump|truncate|unknown|slow|burst, applied to "
     "every connection after --fault-after seconds.\n\n"
     "Example: tickstream sim --seed 7 --price-file NIFTY50_index_per_second_2022-11-21.csv"
@@ -55,6 +56,9 @@ def sim(
     ),
     fault_after: str = typer.Option("0", help="Seconds before --fault starts (30, 30s, 2m)."),
     emission_log: Path | None = typer.Option(None, help="Write every tick sent to this JSONL."),
+    rest: bool = typer.Option(True, help="Also serve the Kite and Angel REST simulators."),
+    kite_rest_port: int = typer.Option(8767, help="Kite REST port (0 = any free port)."),
+    angel_rest_port: int = typer.Option(8768, help="Angel REST port (0 = any free port)."),
     run_seconds: float = typer.Option(0.0, hidden=True, help="Stop after this long (tests)."),
 ) -> None:
     """Run the simulator until Ctrl-C."""
@@ -72,7 +76,8 @@ def sim(
     config = SimConfig(
         host=host, kite_port=kite_port, angel_port=angel_port, seed=seed,
         tick_interval_ms=tick_interval_ms, universe_path=universe, price_source=series,
-        emission_log=emission_log,
+        emission_log=emission_log, rest=rest, kite_rest_port=kite_rest_port,
+        angel_rest_port=angel_rest_port,
     )  # fmt: skip
     delay = _parse_duration(fault_after)
     with contextlib.suppress(KeyboardInterrupt):
@@ -102,12 +107,18 @@ def _announce(server: SimServer) -> None:
     echo(f"exchange time  {ist_datetime(server.clock.now_ns()).isoformat()}")
     echo(f"kite ticker    {server.kite_ws_url}?api_key={c.kite_api_key}&access_token=...")
     echo(f"angel stream   {server.angel_ws_url}")
+    if server.kite_rest_root:
+        echo(f"kite REST      {server.kite_rest_root}")
+        echo(f"angel REST     {server.angel_rest_root}")
     echo("")
     echo("Simulator credentials (valid for this local simulator only; not a broker account):")
     echo(f"  KITE_API_KEY={c.kite_api_key}")
+    echo(f"  KITE_API_SECRET={c.kite_api_secret}")
     echo(f"  KITE_ACCESS_TOKEN={c.kite_access_token}")
     echo(f"  ANGEL_API_KEY={c.angel_api_key}")
     echo(f"  ANGEL_CLIENT_CODE={c.angel_client_code}")
+    echo(f"  ANGEL_PIN={c.angel_pin}")
+    echo(f"  ANGEL_TOTP_SECRET={c.angel_totp_secret}")
     echo(f"  ANGEL_JWT={c.angel_jwt}")
     echo(f"  ANGEL_FEED_TOKEN={c.angel_feed_token}")
     echo("Ctrl-C to stop.")

@@ -6,8 +6,10 @@ steps the market every ``tick_interval_ms`` of wall time and fans the ticks out 
 connection's bounded send queue. Tests that want full control pass ``autostep=False`` and call
 :meth:`SimServer.step_once`.
 
-The REST simulator (``kite_rest`` / ``angel_rest``) shares :attr:`SimServer.authority` (its
-``TokenAuthority``) so that tokens it issues at login open these WebSocket servers.
+With ``rest=True`` the REST simulator (:class:`tickstream.sim.rest.SimRestServer`: login, session,
+instruments, history) runs too, sharing :attr:`SimServer.authority` (its ``TokenAuthority``) so that
+tokens it issues at login open these WebSocket servers; ``sim.kite_rest_root`` /
+``sim.angel_rest_root`` say where.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
-from typing import IO
+from typing import IO, TYPE_CHECKING
 
 import msgspec
 from websockets.asyncio.server import Server, ServerConnection, serve
@@ -35,6 +37,9 @@ from tickstream.sim.faults import FaultPlan, Faults
 from tickstream.sim.kite_ws import KiteWsServer
 from tickstream.sim.market import Market
 from tickstream.sim.universe import load_universe, reference_prices
+
+if TYPE_CHECKING:
+    from tickstream.sim.rest import SimRestServer
 
 __all__ = ["Emission", "SimConfig", "SimServer"]
 
@@ -67,6 +72,9 @@ class SimConfig:
     angel_max_tokens: int = 1000
     angel_max_depth_tokens: int = 50
     angel_max_connections: int = 3
+    rest: bool = False  # also serve the Kite and Angel REST simulators (login, history, ...)
+    kite_rest_port: int = 0
+    angel_rest_port: int = 0
 
 
 class Emission(msgspec.Struct, frozen=True):
@@ -111,10 +119,14 @@ class SimServer:
             max_connections=c.angel_max_connections,
         )  # fmt: skip
         self._servers: list[Server] = []
+        self._rest: SimRestServer | None = None
+        self._refs = refs
         self._task: asyncio.Task[None] | None = None
         self._expiry_applied: int | None = None
         self.kite_ws_url = ""
         self.angel_ws_url = ""
+        self.kite_rest_root = ""
+        self.angel_rest_root = ""
 
     # ------------------------------------------------------------------------------ lifecycle
     async def __aenter__(self) -> SimServer:
@@ -136,11 +148,28 @@ class SimServer:
         self._servers = [kite, angel]
         self.kite_ws_url = f"ws://{c.host}:{_port(kite)}/"
         self.angel_ws_url = f"ws://{c.host}:{_port(angel)}/smart-stream"
+        if c.rest:
+            await self._start_rest()
         if c.autostep:
             self._task = asyncio.create_task(self._run(), name="sim-market")
         log.info("sim: kite %s, angel %s", self.kite_ws_url, self.angel_ws_url)
 
+    async def _start_rest(self) -> None:
+        from tickstream.sim.rest import SimRestServer
+
+        c = self.config
+        self._rest = SimRestServer(
+            self.authority, self.market.instruments, prices=self._refs, host=c.host,
+            port=c.kite_rest_port, angel_port=c.angel_rest_port,
+        )  # fmt: skip
+        await self._rest.start()
+        self.kite_rest_root = self._rest.kite_root
+        self.angel_rest_root = self._rest.angel_root
+
     async def stop(self) -> None:
+        if self._rest is not None:
+            await self._rest.stop()
+            self._rest = None
         if self._task is not None:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
