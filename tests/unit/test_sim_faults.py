@@ -292,3 +292,18 @@ def test_fault_parse_names_and_unknown_name() -> None:
     assert parse_fault("half-open") == FaultPlan(stall=True)
     with pytest.raises(ValueError, match="unknown fault"):
         parse_fault("explode")
+
+
+async def test_fault_slow_server_delays_that_connection_behind_a_normal_one(sim: SimServer) -> None:
+    async with connect(_kite_url(sim)) as slow, connect(_kite_url(sim)) as normal:
+        await _kite_subscribed(sim, slow, [RELIANCE_ITOK])
+        await _kite_subscribed(sim, normal, [RELIANCE_ITOK])
+        sim.faults.set("kite-1", send_delay_s=1.0)
+        sim.step_once(START + 10 * NS)
+        slow_task = asyncio.ensure_future(_data_frame(slow))
+        normal_task = asyncio.ensure_future(_data_frame(normal))
+        done, _ = await asyncio.wait({slow_task, normal_task}, return_when="FIRST_COMPLETED")
+        slow_frame = await slow_task
+
+    assert done == {normal_task}
+    assert slow_frame == normal_task.result()  # late, but the same bytes

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import msgspec
 import pytest
@@ -15,7 +16,7 @@ from tickstream.calendar import NS, ist_ns
 from tickstream.feeds.kite import wire
 from tickstream.model import Mode, Tick
 from tickstream.sim.clock import SimClock
-from tickstream.sim.server import SimConfig, SimServer
+from tickstream.sim.server import Emission, SimConfig, SimServer
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -234,3 +235,21 @@ async def test_kite_ws_token_from_the_rest_login_opens_the_ticker() -> None:
     assert login.status_code in (302, 303, 307)
     assert token != c.kite_access_token
     assert [t.token for t in ticks] == [2885]
+
+
+async def test_kite_ws_emission_log_file_holds_one_json_line_per_tick_sent(tmp_path: Path) -> None:
+    path = tmp_path / "emitted.jsonl"
+    clock = SimClock("fixed", start_ns=START, monotonic_ns=lambda: 0)
+    async with SimServer(SimConfig(autostep=False, clock=clock, emission_log=path)) as sim:
+        async with connect(_url(sim)) as ws:
+            await ws.send(wire.encode_subscribe([RELIANCE_ITOK, NIFTY_ITOK]))
+            got = await _recv_data(ws)
+        await asyncio.sleep(0)
+
+    lines = path.read_bytes().splitlines()
+    logged = [msgspec.json.decode(line, type=Emission) for line in lines]
+    assert [(e.conn_id, e.mode, e.tick.token) for e in logged] == [
+        ("kite-1", "quote", 2885),
+        ("kite-1", "quote", 1001),
+    ]
+    assert [e.tick.ltp for e in logged] == [t.ltp for t in got]

@@ -75,6 +75,7 @@ class SimConnection:
         self._heartbeat = heartbeat
         self._heartbeat_s = heartbeat_s
         self._recorder = recorder
+        self.recording = recorder is not None  # build emission records only when they are kept
         self._paused = False
         self._counter = itertools.count(1)
 

@@ -73,19 +73,24 @@ class KiteConnection(SimConnection):
         self, picked: Sequence[tuple[Tick, Mode]], encode: Callable[[Tick, Mode], bytes]
     ) -> None:
         plan = self.plan()
-        packets: list[bytes] = []
-        sent: list[tuple[Tick, str]] = []
+        if not (plan.duplicate_every or plan.unknown_every or plan.truncate_every):
+            packets = [encode(tick, mode) for tick, mode in picked]  # the common, fast path
+            sent = tuple((t, m.value) for t, m in picked) if self.recording else ()
+            self.offer(Outgoing(wire.encode_frame(packets), True, sent))
+            return
+        packets = []
+        emitted: list[tuple[Tick, str]] = []
         for tick, mode in picked:
             packet = encode(tick, mode)
             copies = 2 if self.every(plan.duplicate_every) else 1
             packets.extend([packet] * copies)
-            sent.extend([(tick, mode.value)] * copies)
+            emitted.extend([(tick, mode.value)] * copies)
         if plan.unknown_every and self.every(plan.unknown_every):
             packets.append(_UNKNOWN_PACKET)
         frame = wire.encode_frame(packets)
         if plan.truncate_every and self.every(plan.truncate_every):
             frame = wire.encode_frame([*packets, packets[0]])[:-7]  # last packet cut short
-        self.offer(Outgoing(frame, True, tuple(sent)))
+        self.offer(Outgoing(frame, True, tuple(emitted)))
 
     def send_error(self, message: str) -> None:
         self.offer(Outgoing(wire.encode_server_error(message), False))
