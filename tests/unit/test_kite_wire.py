@@ -364,3 +364,27 @@ def test_parse_server_text_passes_order_updates_through() -> None:
     assert wire.parse_server_text(wire.encode_server_error("e")) == wire.ServerText("error", "e")
     with pytest.raises(ValueError, match='string "type"'):
         wire.parse_server_text('{"data":1}')
+
+
+def test_decode_frame_uniform_full_frame_with_bad_packet_keeps_the_others() -> None:
+    # Arrange: three full packets (the fast path), the middle one on an unknown segment.
+    packet, _ = _capture("full")
+    bad = struct.pack(">I", 1594 << 8 | 10) + packet[4:]
+    # Act
+    result = wire.decode_frame(wire.encode_frame([packet, bad, packet]), ts_recv=TS_RECV)
+    # Assert
+    assert [(t.token, t.ltp, t.volume) for t in result.ticks] == [(1594, 1573.7, 1192471)] * 2
+    assert [r.reason for r in result.rejects] == ["bad_exchange"]
+    assert result.packets == 3
+
+
+def test_decode_frame_same_size_mixed_lengths_uses_generic_path() -> None:
+    # Arrange: quote + ltp + an 80-byte packet: the byte size of a frame of three quotes.
+    quote, _ = _capture("quote")
+    frame = wire.encode_frame([quote, _ltp_packet(7, 5), b"\x00" * 80])
+    assert len(frame) == len(wire.encode_frame([quote] * 3))
+    # Act
+    result = wire.decode_frame(frame, ts_recv=TS_RECV)
+    # Assert
+    assert [t.ltp for t in result.ticks] == [1573.15, 0.05]
+    assert [r.reason for r in result.rejects] == ["unknown_length"]
