@@ -239,3 +239,49 @@ class StoreConformance:
 
     async def test_store_stats_names_backend(self, store: TickStore) -> None:
         assert store.stats()["backend"] == store.name
+
+
+def _with_database(dsn: str, database: str) -> str:
+    from urllib.parse import urlsplit, urlunsplit
+
+    parts = urlsplit(dsn)
+    return urlunsplit(parts._replace(path="/" + database))
+
+
+def create_temp_database(dsn: str, prefix: str = "ts_storage") -> str:
+    """Create an empty database beside ``dsn``'s (isolation from concurrent test runs); returns
+    its DSN. Drop it with :func:`drop_temp_database`."""
+    import asyncio
+    import uuid
+
+    import asyncpg
+
+    name = f"{prefix}_{uuid.uuid4().hex[:12]}"
+
+    async def go() -> None:
+        conn = await asyncpg.connect(dsn)
+        try:
+            await conn.execute(f'CREATE DATABASE "{name}"')
+        finally:
+            await conn.close()
+
+    asyncio.run(go())
+    return _with_database(dsn, name)
+
+
+def drop_temp_database(dsn: str, temp_dsn: str) -> None:
+    import asyncio
+    from urllib.parse import urlsplit
+
+    import asyncpg
+
+    name = urlsplit(temp_dsn).path.lstrip("/")
+
+    async def go() -> None:
+        conn = await asyncpg.connect(dsn)
+        try:
+            await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        finally:
+            await conn.close()
+
+    asyncio.run(go())
