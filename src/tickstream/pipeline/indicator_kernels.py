@@ -16,7 +16,10 @@ from tickstream.calendar import DAY_NS, IST_OFFSET_NS
 __all__ = ["Bollinger", "Ema", "SessionVwap", "Supertrend", "WilderAtr", "WilderRsi"]
 
 _TA_EPSILON: Final = 1e-14  # TA-Lib's TA_IS_ZERO threshold (RSI of a flat series is 0)
-_EXACT_EVERY_WRAPS: Final = 10  # Bollinger: exact recomputation once per 10 turns of the ring
+_EXACT_EVERY_WRAPS: Final = 10  # Bollinger: exact recomputation at least every 10 turns of the ring
+# Bollinger: recompute exactly once the squared deviations are within 1e4x of the rounding they
+# may carry (about eps * bound): keeps sigma's relative error near 1e-11 even as a window goes flat.
+_M2_NOISE: Final = 1e-4
 
 
 class Ema:
@@ -169,11 +172,14 @@ class Bollinger:
     ``update`` returns the middle band; ``upper`` and ``lower`` hold the outer bands (all None
     during warm-up). The window's mean and sum of squared deviations are updated in O(1) with
     Welford's replace step on data shifted by ``_ref`` (the mean at the last exact recomputation),
-    so the rounding of a large price level never enters the variance; every 10 turns of the ring
-    both are recomputed exactly (two-pass, ``math.fsum``) and ``_ref`` moves to the new mean.
+    so the rounding of a large price level never enters the variance. Both are recomputed exactly
+    (two-pass, ``math.fsum``; ``_ref`` moves to the new mean) every 10 turns of the ring, and
+    sooner when the squared deviations shrink towards the rounding error they may carry (a window
+    going flat), so sigma stays accurate to ~1e-11 relative and is exactly 0 on a flat window.
     """
 
     __slots__ = (
+        "_bound",
         "_dmean",
         "_k",
         "_m2",
@@ -188,7 +194,7 @@ class Bollinger:
         "value",
     )
 
-    State: TypeAlias = tuple[int, int, float, float, float, tuple[float, ...], float | None]
+    State: TypeAlias = tuple[int, int, float, float, float, float, tuple[float, ...], float | None]
 
     def __init__(self, period: int = 20, k: float = 2.0) -> None:
         if period < 2:
@@ -202,6 +208,7 @@ class Bollinger:
         self._ref = 0.0  # shift: the window mean at the last exact recomputation
         self._dmean = 0.0  # window mean minus _ref
         self._m2 = 0.0  # sum of squared deviations from the mean
+        self._bound = 0.0  # scale of the rounding error m2 collected since the last exact pass
         self.value: float | None = None
         self.upper: float | None = None
         self.lower: float | None = None
@@ -219,20 +226,22 @@ class Bollinger:
             self._pos = 0
             return self._exact()
         ref = self._ref
-        new = close - ref
+        new = close - ref  # exact (Sterbenz) while prices stay within 2x of ref
         out = old - ref
+        step = new - out
         dmean = self._dmean
-        new_dmean = dmean + (new - out) / self._nf
-        self._m2 += (new - out) * (new - new_dmean + out - dmean)
-        self._dmean = new_dmean
+        new_dmean = dmean + step / self._nf
+        m2 = self._m2 + step * (new - new_dmean + out - dmean)
+        bound = self._bound + abs(step) * (abs(new) + abs(out))
         if pos == self.period:
             pos = 0
             self._wraps += 1
-            if self._wraps == _EXACT_EVERY_WRAPS:
-                self._wraps = 0
-                self._pos = 0
-                return self._exact()
         self._pos = pos
+        if m2 <= _M2_NOISE * bound or self._wraps == _EXACT_EVERY_WRAPS:
+            return self._exact()
+        self._dmean = new_dmean
+        self._m2 = m2
+        self._bound = bound
         return self._emit()
 
     def _exact(self) -> float:
@@ -244,6 +253,8 @@ class Bollinger:
         self._ref = ref
         self._dmean = dmean
         self._m2 = math.fsum((d - dmean) * (d - dmean) for d in shifted)
+        self._bound = 0.0
+        self._wraps = 0
         return self._emit()
 
     def _emit(self) -> float:
@@ -257,10 +268,19 @@ class Bollinger:
 
     def snapshot(self) -> Bollinger.State:
         ring = tuple(self._ring)
-        return (self._pos, self._wraps, self._ref, self._dmean, self._m2, ring, self.value)
+        return (
+            self._pos,
+            self._wraps,
+            self._ref,
+            self._dmean,
+            self._m2,
+            self._bound,
+            ring,
+            self.value,
+        )
 
     def restore(self, state: Bollinger.State) -> None:
-        self._pos, self._wraps, self._ref, self._dmean, self._m2, ring, value = state
+        self._pos, self._wraps, self._ref, self._dmean, self._m2, self._bound, ring, value = state
         self._ring[:] = ring
         if value is None:
             self.value = self.upper = self.lower = None
