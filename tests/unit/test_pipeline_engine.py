@@ -236,3 +236,11 @@ def test_engine_counters_snapshot_has_every_counter() -> None:
         "candles_incomplete",
     }
     assert snap["quarantined"] == {} and snap["ticks_in"] == 0
+
+
+def test_engine_indicator_intervals_limits_enrichment() -> None:
+    eng = PipelineEngine(EngineConfig(indicator_intervals=frozenset({Interval.M1})))
+    out = eng.process([tick(at(10, 0, 1), 1.0, 10), tick(at(10, 0, 2), 2.0, 12)], 0)
+    out.extend(eng.flush())
+    assert len(out.candles) == 4
+    assert [(c.interval, c.close) for c in out.enriched] == [(Interval.M1, 2.0)]

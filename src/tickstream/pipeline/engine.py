@@ -78,6 +78,8 @@ class EngineConfig:
     dedup_max_entries: int = 2_000_000
     primary_source: str | None = None  # None: no arbitration, every source passes
     failover_after_ns: int = 3 * 1_000_000_000
+    # Intervals whose candles get indicators (None: every candle interval).
+    indicator_intervals: frozenset[Interval] | None = None
 
 
 @dataclass(slots=True)
@@ -121,6 +123,7 @@ class PipelineEngine:
         self._arbiter = FailoverArbiter(cfg.primary_source, cfg.failover_after_ns, c)
         self._sequence = SequenceTracker(cfg.sequence, c)
         self._factory = indicator_factory
+        self._enrich = cfg.indicator_intervals
         self._indicators: dict[tuple[str, int, Interval], IndicatorLike] = {}
         self._wm_seen: dict[str, int] = {}  # watermark per exchange as last observed
         self._wm_base: dict[str, tuple[int, int]] = {}  # exchange -> (tick watermark, now_ns)
@@ -192,10 +195,12 @@ class PipelineEngine:
         events = self.candles.drain()
         if not events:
             return
-        factory = self._factory
+        factory, only = self._factory, self._enrich
         for candle in events:
             (out.revisions if candle.revision else out.candles).append(candle)
-            if factory is None:
+            if factory is None or (
+                self._enrich is not None and candle.interval not in self._enrich
+            ):
                 continue
             key = (candle.exchange, candle.token, candle.interval)
             ind = self._indicators.get(key)
