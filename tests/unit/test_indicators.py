@@ -387,3 +387,16 @@ def test_indicator_set_revise_every_candle_across_window_turns_equals_fresh() ->
         got.append(live.revise(late))
     # Assert
     assert got == [fresh.update(c) for c in revised]
+
+
+def test_bollinger_flat_window_after_volatility_has_exactly_zero_width() -> None:
+    # Arrange: volatile closes, then 20 equal ones (incremental updates would leave ~1e-18 noise)
+    volatile = [1.0, 1.0234375, 0.9994506835937, 1.05, 0.93, 1.11, 0.97] * 5
+    flat = 0.9760260581970215
+    bb = Bollinger(20, 2.0)
+    # Act
+    for x in [*volatile, *[flat] * 20]:
+        bb.update(x)
+    # Assert
+    assert (bb.lower, bb.value, bb.upper) == (flat, flat, flat)
+    assert talib.BBANDS(np.array([*volatile, *[flat] * 20]), 20, 2.0, 2.0, 0)[0][-1] == flat
