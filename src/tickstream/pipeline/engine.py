@@ -198,9 +198,7 @@ class PipelineEngine:
         factory, only = self._factory, self._enrich
         for candle in events:
             (out.revisions if candle.revision else out.candles).append(candle)
-            if factory is None or (
-                self._enrich is not None and candle.interval not in self._enrich
-            ):
+            if factory is None or (only is not None and candle.interval not in only):
                 continue
             key = (candle.exchange, candle.token, candle.interval)
             ind = self._indicators.get(key)
