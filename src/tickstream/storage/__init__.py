@@ -55,23 +55,27 @@ def _secret(value: Any) -> str | None:
 
 def create_store(settings_or_url: Any = None) -> TickStore:
     """An unopened store for a URL (``postgresql://...``, ``duckdb:///path``, a ``.duckdb`` path)
-    or for a settings object (attributes ``database_url``, ``data_dir``, ``archive_dir``)."""
-    if settings_or_url is None or not isinstance(settings_or_url, str | Path):
-        settings = settings_or_url
-        url = _secret(getattr(settings, "database_url", None))
-        data_dir = Path(getattr(settings, "data_dir", None) or default_data_dir())
-        archive = getattr(settings, "archive_dir", None) or data_dir / "archive"
-    else:
+    or for a settings object (attributes ``database_url``, ``data_dir``, ``archive_dir``).
+    ``None`` reads ``DATABASE_URL`` and ``TICKSTREAM_DATA_DIR`` from the environment.
+
+    A DuckDB file's local archive is ``archive/`` beside it (settings may name another)."""
+    if settings_or_url is None:
+        settings_or_url = os.environ.get("DATABASE_URL") or default_data_dir() / "tickstream.duckdb"
+    archive: Path | None = None
+    if isinstance(settings_or_url, str | Path):
         url = str(settings_or_url)
-        data_dir = default_data_dir()
-        archive = data_dir / "archive"
-    if url and url.startswith(("postgresql://", "postgres://")):
+    else:
+        data_dir = Path(getattr(settings_or_url, "data_dir", None) or default_data_dir())
+        url = _secret(getattr(settings_or_url, "database_url", None)) or str(
+            data_dir / "tickstream.duckdb"
+        )
+        archive = getattr(settings_or_url, "archive_dir", None)
+    if url.startswith(("postgresql://", "postgres://")):
         store: TickStore = backend_class("postgres")(url)
         return store
-    path: str | Path = data_dir / "tickstream.duckdb"
-    if url:
-        # duckdb:///abs/file.duckdb, duckdb://:memory:, or a plain file path
-        path = url.removeprefix("duckdb://")
+    path = url.removeprefix("duckdb://")  # duckdb:///abs/file.duckdb, duckdb://:memory:, a path
+    if archive is None and path != ":memory:":
+        archive = Path(path).parent / "archive"
     store = backend_class("duckdb")(path, archive_dir=archive)
     return store
 
