@@ -110,6 +110,8 @@ def test_indicators_cli_stdin_epoch_ms_resets_vwap_next_day() -> None:
         ("ts,open,high,low\n1,1,1,1\n", "missing column(s) close"),
         ("ts,open,high,low,close\n1680493500,1,1,1,1\n1680493560,1,x,1,1\n", "row 2"),
         ("ts,open,high,low,close\n1680493560,1,1,1,1\n1680493500,1,1,1,1\n", "row 2: timestamp"),
+        ("ts,open,high,low,close\n1680493560,1,1,1,1\n1680493560,1,1,1,1\n", "row 2: timestamp"),
+        ("ts,open,high,low,close\n1680493560,1,nan,1,1\n", "row 1: non-finite"),
         ("", "empty input"),
     ],
 )
@@ -117,6 +119,13 @@ def test_indicators_cli_bad_input_exits_2_with_message(text: str, message: str) 
     code, _, err = invoke("-", stdin=text)
     assert code == 2
     assert message in err
+
+
+def test_indicators_cli_unknown_exchange_exits_2() -> None:
+    code, out, err = invoke("--exchange", "NYSE", str(SBIN))
+    assert code == 2
+    assert "unknown exchange 'NYSE'" in err
+    assert out == []
 
 
 def test_indicators_cli_missing_file_exits_2() -> None:

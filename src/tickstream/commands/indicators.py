@@ -14,6 +14,9 @@ Timestamps are detected per cell:
   ``2017-12-15T09:15:00+0530``, ``...Z``), to microsecond precision; a bare date ``YYYY-MM-DD``
   means 00:00 IST that day. A time without an offset is an error: it is never guessed.
 
+Rows must be in strictly increasing time (one closed candle each) with finite prices; otherwise
+the command stops with exit code 2 and names the row. ``--exchange`` picks the session calendar.
+
 Output: the input rows unchanged, followed by ema_9, ema_21, vwap, rsi_14, atr_14, bb_upper,
 bb_middle, bb_lower, supertrend, supertrend_direction (shortest round-trip float text; an empty
 cell while the indicator warms up).
@@ -23,6 +26,7 @@ from __future__ import annotations
 
 import csv
 import datetime as dt
+import math
 import re
 import sys
 from decimal import Decimal
@@ -102,16 +106,19 @@ def to_candle(row: list[str], cols: dict[str, int], exchange: str) -> Candle:
 
     vol_col = cols.get("volume")
     volume = row[vol_col].strip() if vol_col is not None else ""
+    prices = [float(row[cols[k]]) for k in ("open", "high", "low", "close")]
+    if not all(math.isfinite(p) for p in prices):
+        raise ValueError(f"non-finite price in {prices}")
     return Candle(
         exchange=exchange,
         token=0,
         symbol="",
         interval=Interval.M1,
         start=parse_ts(row[cols["ts"]]),
-        open=float(row[cols["open"]]),
-        high=float(row[cols["high"]]),
-        low=float(row[cols["low"]]),
-        close=float(row[cols["close"]]),
+        open=prices[0],
+        high=prices[1],
+        low=prices[2],
+        close=prices[3],
         volume=int(volume) if volume.isdigit() else int(float(volume or 0)),
     )
 
@@ -136,8 +143,8 @@ def _cells(ind: Indicators) -> list[str]:
 def run(source: TextIO, sink: TextIO, exchange: str) -> int:
     """Stream ``source`` CSV to ``sink`` with the indicator columns; returns the rows written.
 
-    Raises ValueError naming the data row (1-based, after the header) that is malformed or out of
-    time order.
+    Raises ValueError naming the data row (1-based, after the header) that is malformed or not
+    strictly later than the row before.
     """
     from tickstream.pipeline.indicators import IndicatorSet
 
@@ -158,8 +165,8 @@ def run(source: TextIO, sink: TextIO, exchange: str) -> int:
             candle = to_candle(row, cols, exchange)
         except (ValueError, IndexError) as exc:
             raise ValueError(f"row {n}: {exc}") from None
-        if candle.start < last:
-            raise ValueError(f"row {n}: timestamp earlier than the row before")
+        if candle.start <= last:
+            raise ValueError(f"row {n}: timestamp not after the row before")
         last = candle.start
         writer.writerow([*row, *_cells(indicators.update(candle))])
         written += 1
