@@ -36,11 +36,25 @@ volume or quantities (None).
 from __future__ import annotations
 
 import struct
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from typing import Any, Final
 
 from msgspec.structs import replace
 
+from tickstream.feeds.kite._wire_encode import encode_frame, encode_packet
+from tickstream.feeds.kite._wire_layout import (
+    _DIVISORS,
+    _FULL,
+    _INDEX_FULL,
+    _INDEX_QUOTE,
+    _LTP,
+    _QUOTE,
+    _U16,
+    SEGMENTS,
+    divisor_for,
+    instrument_token,
+    split_instrument_token,
+)
 from tickstream.feeds.kite._wire_text import (
     ClientMessage,
     ServerText,
@@ -86,60 +100,10 @@ __all__ = [
 
 HEARTBEAT: Final = b"\x00"
 
-SEGMENTS: Final[dict[int, str]] = {
-    1: "NSE",
-    2: "NFO",
-    3: "CDS",
-    4: "BSE",
-    5: "BFO",
-    6: "BCD",
-    7: "MCX",
-    8: "MCXSX",
-    9: "INDICES",
-    12: "NCO",
-}
-_SEGMENT_OF: Final = {name: seg for seg, name in SEGMENTS.items()}
-_DIVISORS: Final[dict[int, float]] = {
-    seg: 10_000_000.0 if seg == 3 else 10_000.0 if seg in (6, 12) else 100.0 for seg in SEGMENTS
-}
-_INDICES: Final = 9
-
-_U16: Final = struct.Struct(">H")
-_LTP: Final = struct.Struct(">Ii")
-_INDEX_QUOTE: Final = struct.Struct(">I6i")
-_INDEX_FULL: Final = struct.Struct(">I6iI")
-_QUOTE: Final = struct.Struct(">IiIiIII4i")
-_LEVEL: Final = "IiH2x"
-_FULL: Final = struct.Struct(">IiIiIII4i5I" + _LEVEL * 10)
-_EMPTY_LEVEL: Final = (0, 0, 0)
 # A packet followed by the next packet's length prefix: a frame of only full (or only quote)
 # packets, read from its first packet body on (plus one appended prefix), is a run of these.
 _FULL_RECORD: Final = struct.Struct(_FULL.format + "H")
 _QUOTE_RECORD: Final = struct.Struct(_QUOTE.format + "H")
-
-
-def divisor_for(segment: int) -> float:
-    """Price divisor of a segment (KeyError for an unknown segment)."""
-    return _DIVISORS[segment]
-
-
-def instrument_token(exchange: str, token: int) -> int:
-    """Kite instrument token: ``token << 8 | segment``."""
-    try:
-        segment = _SEGMENT_OF[exchange]
-    except KeyError:
-        raise ValueError(f"no Kite segment for exchange {exchange!r}") from None
-    if not 0 <= token < 1 << 24:
-        raise ValueError(f"exchange token {token} does not fit in 24 bits")
-    return token << 8 | segment
-
-
-def split_instrument_token(itok: int) -> tuple[str, int]:
-    """``(exchange, exchange token)`` of a Kite instrument token (ValueError if unknown segment)."""
-    try:
-        return SEGMENTS[itok & 0xFF], itok >> 8
-    except KeyError:
-        raise ValueError(f"instrument token {itok} has unknown segment {itok & 0xFF}") from None
 
 
 # ---------------------------------------------------------------------------------------- decode
@@ -234,14 +198,12 @@ def _parse_index_full(
 def _side(v: tuple[Any, ...], k: int, div: float) -> tuple[DepthLevel, ...]:
     """Five levels from ``v[k:k+15]`` (qty, price, orders); empty levels dropped."""
     lv = DepthLevel
-    if v[k] and v[k + 3] and v[k + 6] and v[k + 9] and v[k + 12]:  # all five present: fast path
+    q0, p0, o0, q1, p1, o1, q2, p2, o2, q3, p3, o3, q4, p4, o4 = v[k : k + 15]
+    if q0 and q1 and q2 and q3 and q4:  # all five present: the common case
         return (
-            lv(v[k + 1] / div, v[k], v[k + 2]),
-            lv(v[k + 4] / div, v[k + 3], v[k + 5]),
-            lv(v[k + 7] / div, v[k + 6], v[k + 8]),
-            lv(v[k + 10] / div, v[k + 9], v[k + 11]),
-            lv(v[k + 13] / div, v[k + 12], v[k + 14]),
-        )
+            lv(p0 / div, q0, o0), lv(p1 / div, q1, o1), lv(p2 / div, q2, o2),
+            lv(p3 / div, q3, o3), lv(p4 / div, q4, o4),
+        )  # fmt: skip
     return tuple(
         lv(v[j + 1] / div, v[j], v[j + 2]) for j in range(k, k + 15, 3) if v[j] or v[j + 1]
     )
@@ -413,85 +375,3 @@ def _short_frame(count: int, seen: int, left: int) -> Reject:
     if left == 0:
         return Reject("bad_packet_count", f"frame declares {count} packets, holds {seen}")
     return Reject("truncated_frame", f"frame ends inside the length of packet {seen + 1}")
-
-
-# ---------------------------------------------------------------------------------------- encode
-
-
-def encode_frame(packets: Sequence[bytes]) -> bytes:
-    """A frame: packet count, then each packet with its length prefix."""
-    parts = [_U16.pack(len(packets))]
-    for packet in packets:
-        parts.append(_U16.pack(len(packet)))
-        parts.append(packet)
-    return b"".join(parts)
-
-
-def _need(tick: Tick, names: Sequence[str]) -> list[Any]:
-    values = [getattr(tick, name) for name in names]
-    missing = [name for name, value in zip(names, values, strict=True) if value is None]
-    if missing:
-        raise ValueError(f"{tick.exchange}:{tick.token} lacks {', '.join(missing)} for this mode")
-    return values
-
-
-def _price(value: Any, div: float) -> int:
-    return round(float(value) * div)
-
-
-def _depth_values(tick: Tick, div: float) -> list[int]:
-    depth = tick.depth
-    if depth is None:
-        raise ValueError(f"{tick.exchange}:{tick.token} lacks depth for full mode")
-    out: list[int] = []
-    for side in (depth.bids, depth.asks):
-        if len(side) > 5:
-            raise ValueError(f"{tick.exchange}:{tick.token}: Kite depth has 5 levels per side")
-        for level in side:
-            out += (level.qty, round(level.price * div), level.orders or 0)
-        out += _EMPTY_LEVEL * (5 - len(side))
-    return out
-
-
-_PRICE_FIELDS: Final = ("ltp", "high", "low", "open", "close")
-_QUOTE_FIELDS: Final = ("ltq", "atp", "volume", "total_buy_qty", "total_sell_qty")
-
-
-def encode_packet(tick: Tick, mode: Mode) -> bytes:
-    """One packet body (no length prefix) for ``tick`` in ``mode``; ValueError if it cannot be.
-
-    Index ticks (exchange INDICES) encode as 28/32-byte packets for QUOTE/FULL. An index tick's
-    ``change`` defaults to ltp - close when None. Full mode sends 0 for a missing ``oi*`` or
-    ``ts_last_trade``; ``ts_exchange`` is sent in whole seconds.
-    """
-    itok = instrument_token(tick.exchange, tick.token)
-    div = _DIVISORS[itok & 0xFF]
-    try:
-        if mode is Mode.LTP:
-            return _LTP.pack(itok, _price(_need(tick, ("ltp",))[0], div))
-        if tick.exchange == SEGMENTS[_INDICES]:
-            return _encode_index(tick, mode, itok, div)
-        return _encode_equity(tick, mode, itok, div)
-    except struct.error as exc:
-        raise ValueError(f"{tick.exchange}:{tick.token}: value out of wire range: {exc}") from None
-
-
-def _encode_index(tick: Tick, mode: Mode, itok: int, div: float) -> bytes:
-    ltp, high, low, open_, close = (_price(v, div) for v in _need(tick, _PRICE_FIELDS))
-    change = ltp - close if tick.change is None else _price(tick.change, div)
-    if mode is Mode.QUOTE:
-        return _INDEX_QUOTE.pack(itok, ltp, high, low, open_, close, change)
-    ts = tick.ts_exchange // NS_PER_SEC
-    return _INDEX_FULL.pack(itok, ltp, high, low, open_, close, change, ts)
-
-
-def _encode_equity(tick: Tick, mode: Mode, itok: int, div: float) -> bytes:
-    ltp, high, low, open_, close = (_price(v, div) for v in _need(tick, _PRICE_FIELDS))
-    ltq, atp, volume, tbq, tsq = _need(tick, _QUOTE_FIELDS)
-    head = (itok, ltp, ltq, _price(atp, div), volume, tbq, tsq, open_, high, low, close)
-    if mode is Mode.QUOTE:
-        return _QUOTE.pack(*head)
-    depth = _depth_values(tick, div)
-    ltt = 0 if tick.ts_last_trade is None else tick.ts_last_trade // NS_PER_SEC
-    tail = (ltt, tick.oi or 0, tick.oi_day_high or 0, tick.oi_day_low or 0)
-    return _FULL.pack(*head, *tail, tick.ts_exchange // NS_PER_SEC, *depth)
