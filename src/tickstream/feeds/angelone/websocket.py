@@ -16,7 +16,10 @@ an index, so index ticks are re-keyed to the subscribed instrument's token.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import itertools
+import logging
 from collections.abc import Hashable, Sequence
 from typing import Final
 
@@ -26,12 +29,15 @@ from websockets.asyncio.client import ClientConnection, connect
 from tickstream.feeds.adapter import FeedConfig, TextKind
 from tickstream.feeds.angelone import wire
 from tickstream.feeds.angelone.auth import AngelAuth
+from tickstream.feeds.base import AuthError
 from tickstream.feeds.client import ShardedFeed, entries_by_mode
 from tickstream.feeds.registry import Entry, Limits
 from tickstream.feeds.wire_common import DecodeResult
 from tickstream.model import Instrument, Tick
 
 __all__ = ["ANGEL_WS_URL", "AngelAdapter", "AngelOneFeed"]
+
+log = logging.getLogger(__name__)
 
 ANGEL_WS_URL: Final = "wss://smartapisocket.angelone.in/smart-stream"
 MAX_TOKENS: Final = 1000
@@ -186,6 +192,30 @@ class AngelOneFeed(ShardedFeed):
             max_depth_tokens=max_depth_tokens, max_connections=max_connections,
         )  # fmt: skip
         super().__init__(adapter, config)
+        self._auth = auth
+        self._renewal: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        """Start the shards and the renewal of the session before each 05:00 IST expiry."""
+        await super().start()
+        if self._renewal is None:
+            self._renewal = asyncio.create_task(self._keep_fresh(), name="angelone-renewal")
+
+    async def stop(self) -> None:
+        if self._renewal is not None:
+            self._renewal.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._renewal
+            self._renewal = None
+        await super().stop()
+
+    async def _keep_fresh(self) -> None:
+        while True:
+            try:
+                await self._auth.keep_fresh()
+            except AuthError as exc:
+                log.warning("angelone: session renewal failed (%s); retrying in 60 s", exc)
+                await asyncio.sleep(60.0)
 
     async def subscribe_depth(self, instruments: Sequence[Instrument]) -> None:
         """20-level depth (NSE_CM only, at most 50 per connection) beside other modes."""
