@@ -151,8 +151,11 @@ def _check_angel(sdk: dict[str, Any], ours: Tick, mode: angel.AngelMode, et: int
         "closed_price",
     )
     assert [sdk[k] / div for k in ohlc] == [ours.open, ours.high, ours.low, ours.close]
-    if mode is angel.AngelMode.QUOTE:
-        return
+    if mode is angel.AngelMode.SNAP_QUOTE:
+        _check_angel_snap(sdk, ours, div)
+
+
+def _check_angel_snap(sdk: dict[str, Any], ours: Tick, div: float) -> None:
     ltt = 0 if ours.ts_last_trade is None else ours.ts_last_trade // NS_PER_SEC
     assert (sdk["last_traded_timestamp"], sdk["open_interest"]) == (ltt, ours.oi)
     limits = (

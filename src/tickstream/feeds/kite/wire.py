@@ -305,7 +305,11 @@ _PARSERS: Final[dict[int, _Parser]] = {
 def decode_frame(
     frame: bytes, *, ts_recv: int, resolve: SymbolResolver | None = None, source: str = "kite"
 ) -> DecodeResult:
-    """Decode one binary frame. Never raises: undecodable packets become Rejects."""
+    """Decode one binary frame. Never raises: undecodable packets become Rejects.
+
+    A frame of only full (or only quote) packets takes a fast path (one C-level unpack loop);
+    any other frame is walked packet by packet, dispatching on each packet's exact length.
+    """
     n = len(frame)
     if n == 1:
         return DecodeResult([], [], 0, heartbeat=True)
@@ -315,9 +319,15 @@ def decode_frame(
     uniform = _uniform(frame, count, ts_recv, resolve, source) if count > 1 else None
     if uniform is not None:
         return uniform
+    return _walk(frame, count, ts_recv, resolve, source)
+
+
+def _walk(
+    frame: bytes, count: int, ts_recv: int, resolve: SymbolResolver | None, source: str
+) -> DecodeResult:
     ticks: list[Tick] = []
     rejects: list[Reject] = []
-    pos, seen = 2, 0
+    n, pos, seen = len(frame), 2, 0
     while seen < count:
         if pos + 2 > n:
             rejects.append(_short_frame(count, seen, n - pos))
@@ -332,14 +342,15 @@ def decode_frame(
             pos = n
             break
         parser = _PARSERS.get(length)
-        if parser is None:
-            rejects.append(Reject("unknown_length", f"packet {seen}: length {length}"))
+        out = (
+            Reject("unknown_length", f"packet {seen}: length {length}")
+            if parser is None
+            else parser(frame, pos, ts_recv, resolve, source)
+        )
+        if isinstance(out, Reject):
+            rejects.append(out)
         else:
-            out = parser(frame, pos, ts_recv, resolve, source)
-            if isinstance(out, Reject):
-                rejects.append(out)
-            else:
-                ticks.append(out)
+            ticks.append(out)
         pos += length
     if seen == count and pos != n:
         rejects.append(Reject("bad_packet_count", f"{n - pos} bytes after {count} packets"))
