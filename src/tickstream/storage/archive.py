@@ -176,7 +176,8 @@ class _DayWriter:
         writer = self.writers.get(key)
         if writer is None:
             folder = f"{self.target.day_dir(key[0], self.day)}/kind={key[1]}"
-            self.target.fs.create_dir(folder, recursive=True)
+            if self.target.is_local:  # object stores have no directories (no marker objects)
+                self.target.fs.create_dir(folder, recursive=True)
             path = f"{folder}/part-0.parquet"
             writer = pq.ParquetWriter(
                 path, ARCHIVE_SCHEMA, filesystem=self.target.fs, compression="zstd"
