@@ -341,3 +341,20 @@ def test_candles_daily_interval_is_one_bar_per_session() -> None:
     assert [(c.start, c.open, c.close, c.volume, c.partial) for c in events] == [
         (at(9, 15), 5.0, 7.0, 20, True)
     ]
+
+
+def test_candles_dropped_late_volume_carries_into_next_bucket() -> None:
+    # Arrange: instrument 2 moves the exchange watermark far past 10:00 + lateness
+    b, counters = builder(grace=1, lateness=10)
+    ticks = [
+        tick(at(10, 0, 30), 10.0, 100, token=1),
+        tick(at(10, 1, 20), 20.0, 5, token=2),
+        tick(at(10, 0, 59), 11.0, 150, token=1),  # newest for token 1, but its bucket is gone
+        tick(at(10, 1, 30), 12.0, 160, token=1),
+    ]
+    # Act
+    events = run_all(b, ticks)
+    # Assert: the 50 traded by 10:00:59 land in token 1's next candle, not nowhere
+    token1 = [(c.start, c.close, c.volume, c.ticks) for c in events if c.token == 1]
+    assert token1 == [(at(10, 0), 10.0, 0, 1), (at(10, 1), 12.0, 60, 1)]
+    assert counters.late_dropped == 1

@@ -93,7 +93,7 @@ class Slot:
 
 
 class Series:
-    __slots__ = ("closed", "inst", "interval", "iv_ns", "label", "open")
+    __slots__ = ("carry", "closed", "inst", "interval", "iv_ns", "label", "open")
 
     def __init__(self, inst: Inst, interval: Interval) -> None:
         self.inst = inst
@@ -102,6 +102,7 @@ class Series:
         self.iv_ns = interval.nanos
         self.open: list[Slot] = []  # open buckets, by start (usually 0 or 1, a few with grace)
         self.closed: Slot | None = None  # the most recently closed bucket (revisable)
+        self.carry = 0  # volume of dropped late ticks, added to the next bucket opened
 
 
 class Inst:

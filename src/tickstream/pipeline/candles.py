@@ -37,8 +37,11 @@ Late ticks
     A tick for the most recently closed bucket of its (instrument, interval) while the watermark
     is still before ``end + allowed_lateness_ns`` *revises* it: the candle is emitted again with
     ``revision + 1``. Older buckets, or later than that window, are not changed (counted
-    ``late_dropped``); the tick itself still flows on to be stored raw. Only the most recent
-    closed bucket is revisable, so indicator state can always be corrected with one step back.
+    ``late_dropped``); the tick itself still flows on to be stored raw. Its volume delta (non-zero
+    only when it is newest for its instrument but its bucket was closed by other instruments'
+    ticks) is carried into the next bucket that series opens, so volume is never lost. Only the
+    most recent closed bucket is revisable, so indicator state can always be corrected with one
+    step back.
 
 Output is an ordered list of Candle events (:meth:`drain`): ``revision == 0`` is a close,
 ``revision > 0`` a revision of the last closed candle of that series.
@@ -259,12 +262,15 @@ class CandleBuilder:
                 self._revise(closed)
             else:
                 self._counters.late_dropped += 1
+                series.carry += dv
             return
         if wm >= end + self._lateness:
             self._counters.late_dropped += 1
+            series.carry += dv
             return
         slot = self._new_slot(series, start, end, ts)
-        slot.add(ts, ltp, dv, oi)
+        slot.add(ts, ltp, dv + series.carry, oi)
+        series.carry = 0
         if wm >= end + self._grace:  # late for a bucket never opened, inside the window
             self._counters.late_revised += 1
             self._close(slot)
