@@ -225,18 +225,20 @@ def _quote_tick(
 def _best5(
     v: tuple[Any, ...], div: float
 ) -> tuple[tuple[DepthLevel, ...], tuple[DepthLevel, ...]] | str:
-    if min(v[19:58:4]) < 0 or min(v[20:58:4]) < 0:
+    flags, qtys, prices = v[18:58:4], v[19:58:4], v[20:58:4]
+    if min(qtys) < 0 or min(prices) < 0:
         return "negative depth value"
-    if v[18:58:4] == _FLAGS and all(v[19:58:4]):  # five bids then five asks: fast path
-        lv, k = DepthLevel, _BEST5_AT
+    if flags == _FLAGS and all(qtys):  # five bids then five asks, all present: the common case
+        lv = DepthLevel
+        q0, q1, q2, q3, q4, q5, q6, q7, q8, q9 = qtys
+        p0, p1, p2, p3, p4, p5, p6, p7, p8, p9 = prices
+        o0, o1, o2, o3, o4, o5, o6, o7, o8, o9 = v[21:58:4]
         return (
-            lv(v[k + 2] / div, v[k + 1], v[k + 3]), lv(v[k + 6] / div, v[k + 5], v[k + 7]),
-            lv(v[k + 10] / div, v[k + 9], v[k + 11]), lv(v[k + 14] / div, v[k + 13], v[k + 15]),
-            lv(v[k + 18] / div, v[k + 17], v[k + 19]),
+            lv(p0 / div, q0, o0), lv(p1 / div, q1, o1), lv(p2 / div, q2, o2),
+            lv(p3 / div, q3, o3), lv(p4 / div, q4, o4),
         ), (
-            lv(v[k + 22] / div, v[k + 21], v[k + 23]), lv(v[k + 26] / div, v[k + 25], v[k + 27]),
-            lv(v[k + 30] / div, v[k + 29], v[k + 31]), lv(v[k + 34] / div, v[k + 33], v[k + 35]),
-            lv(v[k + 38] / div, v[k + 37], v[k + 39]),
+            lv(p5 / div, q5, o5), lv(p6 / div, q6, o6), lv(p7 / div, q7, o7),
+            lv(p8 / div, q8, o8), lv(p9 / div, q9, o9),
         )  # fmt: skip
     bids: list[DepthLevel] = []
     asks: list[DepthLevel] = []
