@@ -12,7 +12,7 @@ from collections.abc import Sequence
 import numpy as np
 import numpy.typing as npt
 
-__all__ = ["book_levels", "bs_price", "intraday_activity"]
+__all__ = ["BookPatterns", "book_levels", "bs_price", "intraday_activity", "series_value"]
 
 I64 = npt.NDArray[np.int64]
 F64 = npt.NDArray[np.float64]
@@ -76,6 +76,47 @@ def book_levels(
     bo = np.where(bq > 0, np.minimum(bq // lot[:, None], rng.integers(1, 12, size=(n, levels))), 0)
     ao = np.minimum(aq // lot[:, None], rng.integers(1, 12, size=(n, levels)))
     return bids, bq, bo, asks, aq, ao
+
+
+Book = tuple[I64, I64, I64, I64, I64, I64]
+
+
+class BookPatterns:
+    """``patterns`` random book shapes per instrument, as tick offsets from the last price.
+
+    A step draws one shape per trading instrument, so a book is a function of (instrument, ltp,
+    shape): the same book object can be reused (cached) whenever that triple comes back.
+    """
+
+    def __init__(
+        self, rng: np.random.Generator, lot: I64, *, patterns: int = 16, levels: int = 5
+    ) -> None:
+        n = lot.shape[0]
+        self.patterns = patterns
+        far = np.full(n * patterns, 1 << 40, dtype=np.int64)  # no clipping at zero
+        bp, bq, bo, ap, aq, ao = book_levels(rng, far, np.repeat(lot, patterns), levels)
+        shape = (n, patterns, levels)
+        self._bid_off = (far[:, None] - bp).reshape(shape)
+        self._ask_off = (ap - far[:, None]).reshape(shape)
+        self._bq, self._bo = bq.reshape(shape), bo.reshape(shape)
+        self._aq, self._ao = aq.reshape(shape), ao.reshape(shape)
+
+    def books(self, idx: I64, ltp: I64, k: I64) -> Book:
+        """Books for instruments ``idx`` at last prices ``ltp`` (ticks) with shapes ``k``.
+
+        Best bid <= ltp <= best ask and best bid < best ask; near zero the bid side is lifted so
+        the best bid is one tick, and levels that would fall to zero or below are empty (0, 0, 0).
+        """
+        bids = ltp[:, None] - self._bid_off[idx, k]
+        lift = np.maximum(1 - bids[:, 0], 0)
+        bids = bids + lift[:, None]
+        asks = ltp[:, None] + self._ask_off[idx, k]
+        asks = asks + np.maximum(bids[:, 0] + 1 - asks[:, 0], 0)[:, None]
+        keep = bids >= 1
+        bids = np.where(keep, bids, 0)
+        bq = np.where(keep, self._bq[idx, k], 0)
+        bo = np.where(keep, self._bo[idx, k], 0)
+        return bids, bq, bo, asks, self._aq[idx, k], self._ao[idx, k]
 
 
 def series_value(times: Sequence[int], values: Sequence[float], ts: int) -> float | None:

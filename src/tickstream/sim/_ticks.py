@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from tickstream.model import Depth, DepthLevel, Instrument, Mode, Tick
+from tickstream.model import Depth, Instrument, Mode, Tick
 from tickstream.sim._book import I64
 
 __all__ = ["SOURCE", "Columns", "build_ticks"]
@@ -61,9 +61,9 @@ def _gather(c: Columns, idx: I64) -> dict[str, list[Any]]:
     ltp, close = c.ltp[idx], c.close[idx]
     pct = (ltp / sc - close / sc) * 100 / np.where(close > 0, close / sc, 1.0)
     out["pct"] = pct.tolist()
-    bp, bq, bo, ap, aq, ao = (a[idx] for a in c.book)
-    out["bp"], out["ap"] = (bp / sc[:, None]).tolist(), (ap / sc[:, None]).tolist()
-    out["bq"], out["bo"], out["aq"], out["ao"] = bq.tolist(), bo.tolist(), aq.tolist(), ao.tolist()
+    bp, bq, _, ap, aq, _ = (a[idx, 0] for a in c.book)
+    out["bid"], out["ask"] = (bp / sc).tolist(), (ap / sc).tolist()
+    out["bid_qty"], out["ask_qty"] = bq.tolist(), aq.tolist()
     out["is_index"] = c.is_index[idx].tolist()
     out["is_opt"] = c.is_opt[idx].tolist()
     return out
@@ -71,11 +71,15 @@ def _gather(c: Columns, idx: I64) -> dict[str, list[Any]]:
 
 _ROW = ("seq", "ltp", "ltq", "atp", "volume", "tbq", "tsq", "open", "high", "low", "close",
         "change", "pct", "oi", "oi_hi", "oi_lo", "upper", "lower", "hi52", "lo52", "last_trade",
-        "bp", "bq", "bo", "ap", "aq", "ao", "is_index", "is_opt")  # fmt: skip
+        "bid", "ask", "bid_qty", "ask_qty", "is_index", "is_opt")  # fmt: skip
 
 
 def build_ticks(
-    instruments: Sequence[Instrument], c: Columns, idx: I64, ts: int | None
+    instruments: Sequence[Instrument],
+    c: Columns,
+    idx: I64,
+    ts: int | None,
+    depths: Sequence[Depth | None],
 ) -> list[Tick]:
     """FULL-mode ticks for the instruments at positions ``idx``, stamped ``ts`` (or last trade).
 
@@ -84,10 +88,10 @@ def build_ticks(
     g = _gather(c, idx)
     stamps = g["last_trade"] if ts is None else [ts] * len(idx)
     out: list[Tick] = []
-    append, level, full = out.append, DepthLevel, Mode.FULL
-    for (i, t, seq, ltp, ltq, atp, vol, tbq, tsq, op, hi, lo, cl, ch, pct, oi, oih, oil, uc, lc,
-         h52, l52, lt, bp, bq, bo, ap, aq, ao, is_index, opt) in zip(
-            idx.tolist(), stamps, *(g[k] for k in _ROW), strict=True):  # fmt: skip
+    append, full = out.append, Mode.FULL
+    for (i, t, depth, seq, ltp, ltq, atp, vol, tbq, tsq, op, hi, lo, cl, ch, pct, oi, oih, oil,
+         uc, lc, h52, l52, lt, bid, ask, bid_qty, ask_qty, is_index, opt) in zip(
+            idx.tolist(), stamps, depths, *(g[k] for k in _ROW), strict=True):  # fmt: skip
         inst = instruments[i]
         if is_index:
             append(
@@ -110,11 +114,10 @@ def build_ticks(
                 )
             )
             continue
-        depth = Depth(bids=tuple(map(level, bp, bq, bo)), asks=tuple(map(level, ap, aq, ao)))
         append(Tick(
             exchange=inst.exchange, token=inst.token, symbol=inst.symbol, source=SOURCE,
             ts_exchange=t, ts_recv=t, seq=seq, ltp=ltp, ltq=ltq, atp=atp, volume=vol,
-            bid=bp[0], ask=ap[0], bid_qty=bq[0], ask_qty=aq[0], total_buy_qty=tbq,
+            bid=bid, ask=ask, bid_qty=bid_qty, ask_qty=ask_qty, total_buy_qty=tbq,
             total_sell_qty=tsq, open=op, high=hi, low=lo, close=cl, change=ch, change_pct=pct,
             oi=oi if opt else None, oi_day_high=oih if opt else None,
             oi_day_low=oil if opt else None, upper_circuit=uc, lower_circuit=lc, high_52w=h52,

@@ -32,7 +32,14 @@ import numpy as np
 
 from tickstream.calendar import NS, ist_date, ist_ns, session_for
 from tickstream.model import Depth, DepthLevel, Instrument, Tick
-from tickstream.sim._book import F64, I64, book_levels, bs_price, intraday_activity, series_value
+from tickstream.sim._book import (
+    F64,
+    I64,
+    BookPatterns,
+    bs_price,
+    intraday_activity,
+    series_value,
+)
 from tickstream.sim._ticks import Columns, build_ticks
 
 __all__ = ["Market"]
@@ -174,7 +181,11 @@ class Market:
         oi = self._rng.integers(500, 50_000, n) * self._lot
         self._oi = np.where(self._is_opt, oi, 0)
         self._oi_hi, self._oi_lo = self._oi.copy(), self._oi.copy()
-        self._book = book_levels(self._rng, self._ltp, self._lot, 5)
+        if not hasattr(self, "_patterns"):  # shapes are drawn once; a day roll keeps them
+            self._patterns = BookPatterns(self._rng, self._lot)
+        self._pattern = self._rng.integers(0, self._patterns.patterns, n)
+        self._depths: dict[tuple[int, int, int], Depth] = {}
+        self._book = self._patterns.books(np.arange(n), self._ltp, self._pattern)
         self._tbq = self._book[1].sum(axis=1) * 23
         self._tsq = self._book[4].sum(axis=1) * 23
 
@@ -278,7 +289,9 @@ class Market:
             )
             self._oi_hi[opts] = np.maximum(self._oi_hi[opts], self._oi[opts])
             self._oi_lo[opts] = np.minimum(self._oi_lo[opts], self._oi[opts])
-        book = book_levels(self._rng, self._ltp[tradable], lot, 5)
+        shapes = self._rng.integers(0, self._patterns.patterns, n)
+        self._pattern[tradable] = shapes
+        book = self._patterns.books(tradable, self._ltp[tradable], shapes)
         for mine, fresh in zip(self._book, book, strict=True):
             mine[tradable] = fresh
         self._tbq[tradable] = book[1].sum(axis=1) * self._rng.integers(15, 40, n)
@@ -326,30 +339,34 @@ class Market:
         ]
         return Depth(bids=tuple(bids), asks=tuple(asks))
 
+    def _depths_for(self, idx: I64) -> list[Depth | None]:
+        """Depth objects for ``idx`` (None for indices), reused while (ltp, book shape) repeat."""
+        keys = list(zip(idx.tolist(), self._ltp[idx].tolist(), self._pattern[idx].tolist(),
+                        strict=True))  # fmt: skip
+        cache = self._depths
+        out: list[Depth | None] = [cache.get(key) for key in keys]
+        missing = [j for j, d in enumerate(out) if d is None and not self._is_index[keys[j][0]]]
+        if missing:
+            rows = idx[missing]
+            sc = self._scale[rows][:, None]
+            bp, bq, bo, ap, aq, ao = (a[rows] for a in self._book)
+            cols = ((bp / sc).tolist(), bq.tolist(), bo.tolist(), (ap / sc).tolist(),
+                    aq.tolist(), ao.tolist())  # fmt: skip
+            if len(cache) > 500_000:
+                cache.clear()
+            for j, p, q, o, pa, qa, oa in zip(missing, *cols, strict=True):
+                depth = Depth(bids=tuple(map(DepthLevel, p, q, o)),
+                              asks=tuple(map(DepthLevel, pa, qa, oa)))  # fmt: skip
+                out[j] = cache[keys[j]] = depth
+        return out
+
     def _build(self, idx: I64, ts: int | None) -> list[Tick]:
         cols = Columns(
-            scale=self._scale,
-            ltp=self._ltp,
-            open=self._open,
-            high=self._high,
-            low=self._low,
-            close=self._prev_close,
-            upper=self._upper,
-            lower=self._lower,
-            hi52=self._hi52,
-            lo52=self._lo52,
-            volume=self._volume,
-            turnover=self._turnover,
-            ltq=self._ltq,
-            seq=self._seq,
-            tbq=self._tbq,
-            tsq=self._tsq,
-            oi=self._oi,
-            oi_hi=self._oi_hi,
-            oi_lo=self._oi_lo,
-            last_trade=self._last_trade,
-            is_index=self._is_index,
-            is_opt=self._is_opt,
-            book=self._book,
-        )
-        return build_ticks(self.instruments, cols, idx, ts)
+            scale=self._scale, ltp=self._ltp, open=self._open, high=self._high, low=self._low,
+            close=self._prev_close, upper=self._upper, lower=self._lower, hi52=self._hi52,
+            lo52=self._lo52, volume=self._volume, turnover=self._turnover, ltq=self._ltq,
+            seq=self._seq, tbq=self._tbq, tsq=self._tsq, oi=self._oi, oi_hi=self._oi_hi,
+            oi_lo=self._oi_lo, last_trade=self._last_trade, is_index=self._is_index,
+            is_opt=self._is_opt, book=self._book,
+        )  # fmt: skip
+        return build_ticks(self.instruments, cols, idx, ts, self._depths_for(idx))
