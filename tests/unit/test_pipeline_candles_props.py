@@ -9,6 +9,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from itertools import pairwise
 
+import msgspec
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -59,7 +60,10 @@ def tick_lists(draw: st.DrawFn, *, disorder: bool) -> list[Tick]:
     return out
 
 
-def run(ticks: list[Tick], splits: list[int] | None = None) -> tuple[EngineOutput, object]:
+Counters = dict[str, int | dict[str, int]]
+
+
+def run(ticks: list[Tick], splits: list[int] | None = None) -> tuple[EngineOutput, Counters]:
     engine = PipelineEngine(CFG)
     total = EngineOutput()
     cuts = sorted({0, len(ticks), *(splits or [])})
@@ -174,3 +178,30 @@ def test_props_identical_under_utc_kolkata_new_york(ticks: list[Tick]) -> None:
         session = session_for_ts(c.exchange, c.start)
         assert session is not None
         assert (c.start - session.open_ns) % c.interval.nanos == 0
+
+
+@PROPS
+@given(tick_lists(disorder=True), st.integers(0, 200), st.sampled_from(["nan", "xchg", "cross"]))
+def test_props_quarantined_tick_changes_nothing_else(
+    ticks: list[Tick], where: int, kind: str
+) -> None:
+    # Arrange: a copy of some tick made invalid, inserted anywhere
+    pos = where % (len(ticks) + 1)
+    src = ticks[where % len(ticks)]
+    bad = {
+        "nan": msgspec.structs.replace(src, ltp=float("nan"), volume=10**12),
+        "xchg": msgspec.structs.replace(src, exchange="LSE"),
+        "cross": msgspec.structs.replace(src, bid=200.0, ask=100.0, volume=10**12),
+    }[kind]
+    # Act
+    clean, clean_counters = run(ticks)
+    dirty, dirty_counters = run([*ticks[:pos], bad, *ticks[pos:]])
+    # Assert: the bad tick is kept with its reason; everything else is identical
+    assert [t for t, _ in dirty.quarantined if t is bad] == [bad]
+    dirty.quarantined = [q for q in dirty.quarantined if q[0] is not bad]
+    assert dirty == clean
+    assert dirty_counters.pop("ticks_in") == len(ticks) + 1
+    assert clean_counters.pop("ticks_in") == len(ticks)
+    dirty_counters.pop("quarantined")
+    clean_counters.pop("quarantined")
+    assert dirty_counters == clean_counters
