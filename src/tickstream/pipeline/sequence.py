@@ -34,6 +34,7 @@ from tickstream.pipeline.counters import PipelineCounters
 __all__ = ["GapEvent", "SequenceConfig", "SequenceTracker"]
 
 SEQ_GAP = "seq_gap"
+_LIVE = Status.LIVE
 
 
 class GapEvent(msgspec.Struct, frozen=True, kw_only=True):
@@ -105,6 +106,8 @@ class SequenceTracker:
                 st.stale = False
         if gap is not None:
             self._counters.gaps += 1
+        if not st.stale and tick.status is _LIVE:
+            return tick, gap  # the common case, without a call
         return self._with_status(tick, stale=st.stale), gap
 
     def _gap(self, tick: Tick, st: _State) -> GapEvent:
