@@ -1,25 +1,249 @@
 """Composition root: which components a process runs, chosen from Settings.
 
-``tickstream run`` = feed (simulator or broker) → pipeline → bus → storage sinks → HTTP server, all
-in one process. Each piece is built by a small factory here so the scaled-out commands (ingest,
-process, serve) reuse exactly the same factories.
+``tickstream run`` = store → bus → backfill ring → sinks → pipeline → simulator (when no broker is
+configured) → feed client → HTTP server, all in one process. Components start in that order and
+stop in reverse, so on shutdown intake stops first, the pipeline drains and flushes its open
+candles, and the sinks write everything they were given before the store closes.
+
+The scaled-out commands (``ingest``, ``process``, ``serve``) reuse the factories below.
 """
 
 from __future__ import annotations
 
+import importlib
 import logging
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
 
-from tickstream.bus.memory import MemoryBus
+from tickstream.bus.base import Bus
 from tickstream.config import Settings
+from tickstream.feeds.base import Feed
+from tickstream.model import NS_PER_SEC, Instrument, Mode, Tick
+from tickstream.pipeline.candles import CandleConfig
+from tickstream.pipeline.engine import TOPIC_CANDLES, TOPIC_TICKS, EngineConfig, PipelineEngine
+from tickstream.pipeline_runner import TOPIC_QUARANTINE, PipelineRunner, Quarantined
+from tickstream.quarantine import QuarantineFile
 from tickstream.runtime import FunctionComponent, Runtime
+from tickstream.storage import TickStore, create_store
+from tickstream.storage.ringbuffer import MemoryRingBuffer, RingBuffer
+from tickstream.storage.sinks import CandleSink, StoreSink, TickSink
 
-__all__ = ["build_runtime"]
+__all__ = ["Assembly", "build_bus", "build_runtime", "engine_config", "select_instruments"]
 
 log = logging.getLogger(__name__)
 
 
-async def build_runtime(settings: Settings) -> Runtime:
+@dataclass
+class Assembly:
+    """Handles on the running components (for the HTTP server, stats and tests)."""
+
+    settings: Settings
+    runtime: Runtime
+    bus: Bus
+    store: TickStore
+    ring: RingBuffer
+    runner: PipelineRunner
+    sinks: list[StoreSink[Any]] = field(default_factory=list)
+    feed: Feed | None = None
+    sim: Any = None
+    instruments: list[Instrument] = field(default_factory=list)
+    server: Any = None
+
+    def stats(self) -> dict[str, Any]:
+        """Per-stage counters: feed, pipeline, bus, sinks."""
+        feed = self.feed.health() if self.feed is not None else None
+        return {
+            "feed": _health_dict(feed) if feed is not None else None,
+            "pipeline": self.runner.stats(),
+            "bus": self.bus.stats(),
+            "sinks": {s.name: s.stats() for s in self.sinks},
+        }
+
+    def feed_health(self) -> list[dict[str, Any]]:
+        return [_health_dict(self.feed.health())] if self.feed is not None else []
+
+
+def _health_dict(health: Any) -> dict[str, Any]:
+    import msgspec
+
+    out: dict[str, Any] = msgspec.to_builtins(health)
+    out["open_connections"] = health.open_connections
+    return out
+
+
+def engine_config(settings: Settings) -> EngineConfig:
+    lateness_ns = settings.candle_lateness_ms * 1_000_000
+    return EngineConfig(
+        candles=CandleConfig(
+            intervals=settings.candle_intervals,
+            grace_ns=min(NS_PER_SEC, lateness_ns),
+            allowed_lateness_ns=lateness_ns,
+        ),
+        dedup_window_ns=int(settings.dedup_window_secs * NS_PER_SEC),
+    )
+
+
+def build_bus(settings: Settings) -> Bus:
+    """Redis when REDIS_URL is set, else the in-memory bus (Kafka carries raw_ticks in scale-out)."""
+    url = settings.secret("redis_url")
+    if url:
+        module = importlib.import_module("tickstream.bus.redis_bus")
+        bus: Bus = module.RedisBus(url)
+        return bus
+    from tickstream.bus.memory import MemoryBus
+
+    return MemoryBus()
+
+
+def build_ring(settings: Settings) -> RingBuffer:
+    url = settings.secret("redis_url")
+    if url:
+        from redis.asyncio import Redis
+
+        from tickstream.storage.ringbuffer import RedisRingBuffer
+
+        return RedisRingBuffer(Redis.from_url(url), size=settings.ring_buffer_ticks)
+    return MemoryRingBuffer(settings.ring_buffer_ticks)
+
+
+def select_instruments(universe: list[Instrument], symbols: tuple[str, ...]) -> list[Instrument]:
+    """The instruments named in ``symbols`` (all of the universe when empty); unknown ones fail."""
+    if not symbols:
+        return list(universe)
+    by_symbol = {i.symbol.upper(): i for i in universe}
+    missing = [s for s in symbols if s.upper() not in by_symbol]
+    if missing:
+        raise ValueError(f"unknown symbols: {', '.join(missing)}")
+    return [by_symbol[s.upper()] for s in symbols]
+
+
+def _sinks(settings: Settings, bus: Bus, store: TickStore, ring: RingBuffer) -> list[Any]:
+    qfile = QuarantineFile(settings.data_dir / "quarantine")
+    return [
+        TickSink(bus, store, TOPIC_TICKS),
+        CandleSink(bus, store, TOPIC_CANDLES),
+        StoreSink(
+            bus,
+            TOPIC_TICKS,
+            ring.push,
+            type_=Tick,
+            name="ticks->ring",
+            batch_size=2000,
+            flush_interval_s=0.05,
+        ),  # fmt: skip
+        StoreSink(
+            bus,
+            TOPIC_QUARANTINE,
+            qfile.append,
+            type_=Quarantined,
+            name="quarantine->file",
+            batch_size=1000,
+        ),  # fmt: skip
+    ]
+
+
+async def build_assembly(settings: Settings, *, serve: bool = True) -> Assembly:
+    """Build (not start) every component of ``tickstream run``."""
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
     runtime = Runtime()
-    bus = MemoryBus()
-    runtime.add(FunctionComponent("bus:memory", bus.start, bus.close))
-    return runtime
+    store = create_store(settings)
+    bus = build_bus(settings)
+    ring = build_ring(settings)
+    runner = PipelineRunner(
+        PipelineEngine(engine_config(settings)), bus,
+        queue_max_batches=settings.feed_queue_max_batches,
+    )  # fmt: skip
+    asm = Assembly(settings, runtime, bus, store, ring, runner)
+    runtime.add(FunctionComponent(f"store:{store.name}", store.open, store.close))
+    runtime.add(FunctionComponent(f"bus:{bus.name}", bus.start, bus.close))
+    runtime.add(FunctionComponent("ring", _noop, ring.close))
+    for sink in _sinks(settings, bus, store, ring):
+        runtime.add(sink)
+        asm.sinks.append(sink)
+    runtime.add(runner)
+    await _add_feed(asm)
+    if serve:
+        _add_server(asm)
+    return asm
+
+
+async def _noop() -> None:
+    return None
+
+
+async def _add_feed(asm: Assembly) -> None:
+    from tickstream.feeds.factory import build_feed
+
+    settings = asm.settings
+    if settings.resolved_feed() == "sim":
+        from tickstream.sim.server import SimConfig, SimServer
+
+        sim = SimServer(
+            SimConfig(seed=settings.sim_seed, tick_interval_ms=settings.sim_tick_interval_ms)
+        )
+        asm.sim = sim
+        clock = sim.clock
+        asm.runner.set_exchange_clock_offset(lambda: clock.now_ns() - time.time_ns())
+        asm.runtime.add(FunctionComponent("simulator", sim.start, sim.stop))
+        universe = list(sim.market.instruments)
+    else:
+        universe = _broker_universe(settings)
+    asm.instruments = select_instruments(universe, settings.symbols)
+
+    async def start_feed() -> None:
+        feed = build_feed(settings, asm.sim)
+        asm.feed = feed
+        await feed.start()
+        await feed.subscribe(asm.instruments, Mode.FULL)
+        asm.runner.add_source(feed.events(), feed.source)
+        log.info("feed %s subscribed to %d instruments", feed.source, len(asm.instruments))
+
+    async def stop_feed() -> None:
+        if asm.feed is not None:
+            await asm.feed.stop()
+
+    asm.runtime.add(FunctionComponent("feed", start_feed, stop_feed))
+
+
+def _broker_universe(settings: Settings) -> list[Instrument]:
+    """Instruments for a real broker: the simulator's universe file names the defaults."""
+    from tickstream.sim.universe import default_universe
+
+    return default_universe()
+
+
+def _add_server(asm: Assembly) -> None:
+    """The HTTP API and dashboard, started last (everything it reads is up) and stopped first."""
+    from tickstream.serve.app import create_app
+    from tickstream.serve.context import ServeContext
+    from tickstream.serve.server import HttpServer
+
+    async def subscribe(instruments: Sequence[Instrument], mode: Mode) -> dict[str, Any]:
+        if asm.feed is None:
+            raise RuntimeError("no feed is running")
+        await asm.feed.subscribe(instruments, mode)
+        known = {i.key for i in asm.instruments}
+        asm.instruments.extend(i for i in instruments if i.key not in known)
+        return {"subscribed": [i.symbol for i in instruments], "mode": mode.value}
+
+    ctx = ServeContext(
+        settings=asm.settings,
+        bus=asm.bus,
+        store=asm.store,
+        ring=asm.ring,
+        state=asm.runner.engine.store,
+        instruments=asm.instruments,
+        stats=asm.stats,
+        feed_health=asm.feed_health,
+        subscribe=subscribe,
+    )
+    server = HttpServer(create_app(ctx), asm.settings.host, asm.settings.port)
+    asm.server = server
+    asm.runtime.add(server)
+
+
+async def build_runtime(settings: Settings) -> Runtime:
+    asm = await build_assembly(settings)
+    return asm.runtime

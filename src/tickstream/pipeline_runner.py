@@ -64,12 +64,14 @@ class PipelineRunner:
         queue_max_batches: int = 10_000,
         timer_interval_secs: float = 0.25,
         clock_ns: Callable[[], int] = time.monotonic_ns,
+        exchange_clock_offset_ns: Callable[[], int] | None = None,
     ) -> None:
         self.engine = engine
         self.bus = bus
         self._queue: asyncio.Queue[object] = asyncio.Queue(maxsize=queue_max_batches)
         self._timer_interval = timer_interval_secs
         self._clock_ns = clock_ns
+        self._offset_ns = exchange_clock_offset_ns
         self._tasks: list[asyncio.Task[None]] = []
         self._sources: list[asyncio.Task[None]] = []
         self._accepting = False
@@ -77,6 +79,10 @@ class PipelineRunner:
         self.published: dict[str, int] = {}
         self.last_tick_ns: int | None = None  # wall clock (epoch ns) of the last accepted tick
         self.errors = 0
+
+    def set_exchange_clock_offset(self, offset_ns: Callable[[], int] | None) -> None:
+        """A callable giving the feed's exchange-clock offset from wall time, read per batch."""
+        self._offset_ns = offset_ns
 
     # intake -------------------------------------------------------------------------------
     async def put(self, event: FeedEvent) -> None:
@@ -136,6 +142,8 @@ class PipelineRunner:
                     out = self.engine.on_gap(event)
                 else:
                     assert isinstance(event, Sequence)
+                    if self._offset_ns is not None:
+                        self.engine.set_clock_offset(self._offset_ns())
                     out = self.engine.process(event, self._clock_ns())
                     self.batches += 1
                     if out.ticks:

@@ -159,6 +159,11 @@ class PipelineEngine:
         self._drain(out)
         return out
 
+    def set_clock_offset(self, offset_ns: int) -> None:
+        """Known offset of the feed's exchange clock from the wall clock (a simulator's session
+        clock); the normalizer's future/past checks are applied relative to it."""
+        self._normalizer.clock_offset_ns = offset_ns
+
     def on_timer(self, now_ns: int) -> EngineOutput:
         """Close buckets that exchange time (estimated from ``now_ns``) has passed."""
         for exchange, (wm, at) in self._wm_base.items():

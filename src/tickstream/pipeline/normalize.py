@@ -12,7 +12,9 @@ Rules, in the order they are checked (the first failing rule is the reason):
 ``non_finite``
     NaN or +/-inf in any float field, including depth prices.
 ``ts_future`` / ``ts_past``
-    ``ts_exchange`` more than ``max_future_ns`` after, or ``max_past_ns`` before, ``ts_recv``.
+    ``ts_exchange`` more than ``max_future_ns`` after, or ``max_past_ns`` before, ``ts_recv``
+    shifted by ``clock_offset_ns`` (the known offset of a simulated or replayed exchange clock from
+    the wall clock; 0 for real brokers; settable per batch through ``Normalizer.clock_offset_ns``).
 ``high_below_low``
     The tick's day ``high < low`` (both present and non-zero).
 ``crossed_book``
@@ -64,6 +66,7 @@ class NormalizeConfig:
 
     max_future_ns: int = 5 * NS_PER_SEC
     max_past_ns: int = 600 * NS_PER_SEC
+    clock_offset_ns: int = 0
     exchanges: frozenset[str] = field(default_factory=lambda: frozenset(e.value for e in Exchange))
     negative_price_exchanges: frozenset[str] = frozenset({"MCX", "NCO"})
 
@@ -116,6 +119,7 @@ class Normalizer:
         self._negative_ok = cfg.negative_price_exchanges
         self._max_future = cfg.max_future_ns
         self._max_past = cfg.max_past_ns
+        self.clock_offset_ns = cfg.clock_offset_ns
         self._counters = counters or PipelineCounters()
         self._state: dict[tuple[str, str, int], _State] = {}
 
@@ -134,7 +138,7 @@ class Normalizer:
             return Reason.UNKNOWN_EXCHANGE
         if not _floats_finite(t) or (t.depth is not None and not _depth_finite(t.depth)):
             return Reason.NON_FINITE
-        skew = t.ts_exchange - t.ts_recv
+        skew = t.ts_exchange - t.ts_recv - self.clock_offset_ns
         if skew > self._max_future:
             return Reason.TS_FUTURE
         if -skew > self._max_past:
