@@ -86,7 +86,7 @@ def engine_config(settings: Settings) -> EngineConfig:
 
 
 def build_bus(settings: Settings) -> Bus:
-    """Redis when REDIS_URL is set, else the in-memory bus (Kafka carries raw_ticks in scale-out)."""
+    """Redis when REDIS_URL is set, else the in-memory bus (Kafka carries raw_ticks only)."""
     url = settings.secret("redis_url")
     if url:
         module = importlib.import_module("tickstream.bus.redis_bus")
@@ -132,7 +132,7 @@ def _sinks(settings: Settings, bus: Bus, store: TickStore, ring: RingBuffer) -> 
             name="ticks->ring",
             batch_size=2000,
             flush_interval_s=0.05,
-        ),  # fmt: skip
+        ),
         StoreSink(
             bus,
             TOPIC_QUARANTINE,
@@ -140,7 +140,7 @@ def _sinks(settings: Settings, bus: Bus, store: TickStore, ring: RingBuffer) -> 
             type_=Quarantined,
             name="quarantine->file",
             batch_size=1000,
-        ),  # fmt: skip
+        ),
     ]
 
 
@@ -152,9 +152,10 @@ async def build_assembly(settings: Settings, *, serve: bool = True) -> Assembly:
     bus = build_bus(settings)
     ring = build_ring(settings)
     runner = PipelineRunner(
-        PipelineEngine(engine_config(settings)), bus,
+        PipelineEngine(engine_config(settings)),
+        bus,
         queue_max_batches=settings.feed_queue_max_batches,
-    )  # fmt: skip
+    )
     asm = Assembly(settings, runtime, bus, store, ring, runner)
     runtime.add(FunctionComponent(f"store:{store.name}", store.open, store.close))
     runtime.add(FunctionComponent(f"bus:{bus.name}", bus.start, bus.close))
