@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import itertools
 import logging
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from http import HTTPStatus
 
 import msgspec
@@ -52,6 +52,13 @@ _INDEX_ZEROS: dict[str, object] = {
 }  # fmt: skip
 
 
+Encoder = Callable[[Tick, AngelMode, AngelKey], bytes]
+
+
+def _encode(tick: Tick, mode: AngelMode, key: AngelKey) -> bytes:
+    return wire.encode_packet(tick, mode, exchange_type=key[0], token=key[1])
+
+
 class AngelConnection(SimConnection):
     """One SmartWebSocketV2 client: its subscriptions ((exchange type, token) -> modes)."""
 
@@ -67,11 +74,15 @@ class AngelConnection(SimConnection):
             return sum(len(modes) for modes in self.subscriptions.values())
         return sum(1 for modes in self.subscriptions.values() if mode in modes)
 
-    def send_packet(self, tick: Tick, mode: AngelMode, key: AngelKey) -> None:
+    def send_packet(
+        self, tick: Tick, mode: AngelMode, key: AngelKey, encode: Encoder = _encode
+    ) -> None:
+        """Queue one packet (``encode`` may be a per-step cache shared by connections)."""
         plan = self.plan()
         if plan.seq_jump and tick.seq is not None:
             tick = msgspec.structs.replace(tick, seq=tick.seq + self.seq_offset)
-        packet = wire.encode_packet(tick, mode, exchange_type=key[0], token=key[1])
+            encode = _encode  # this connection's own sequence numbers: never shared
+        packet = encode(tick, mode, key)
         item = Outgoing(packet, True, ((tick, mode.name),))
         self.offer(item)
         if self.every(plan.duplicate_every):
@@ -214,6 +225,14 @@ class AngelWsServer:
         if not self.connections:
             return
         keyed = [(self._angel_key.get((t.exchange, t.token)), t) for t in ticks]
+        cache: dict[tuple[AngelKey, AngelMode], bytes] = {}  # one instrument, one tick per step
+
+        def encode(tick: Tick, mode: AngelMode, key: AngelKey) -> bytes:
+            packet = cache.get((key, mode))
+            if packet is None:
+                packet = cache[(key, mode)] = _encode(tick, mode, key)
+            return packet
+
         for conn in list(self.connections.values()):
             subs = conn.subscriptions
             for key, tick in keyed:
@@ -221,7 +240,7 @@ class AngelWsServer:
                 if not modes or key is None:
                     continue
                 for mode in sorted(modes):
-                    conn.send_packet(self._tick_for(tick, mode), mode, key)
+                    conn.send_packet(self._tick_for(tick, mode), mode, key, encode)
             conn.end_step()
 
 
