@@ -74,7 +74,10 @@ _UNAVAILABLE = (
 _CANDLE_TABLES: Final = {i: f"candles_{i.value}" for i in Interval}
 
 _STAGE_DDL = "CREATE TEMP TABLE IF NOT EXISTS ticks_stage (LIKE ticks) ON COMMIT DELETE ROWS"
-_INSERT_STAGED = "INSERT INTO ticks SELECT * FROM ticks_stage ON CONFLICT DO NOTHING"
+_INSERT_STAGED = (
+    "INSERT INTO ticks SELECT * FROM ticks_stage"
+    " ORDER BY exchange, token, ts_exchange, ts_recv, tick_id ON CONFLICT DO NOTHING"
+)
 _QUERY = (
     "SELECT payload, ts_exchange, ts_recv, tick_id FROM ticks"
     " WHERE exchange = $1 AND token = $2 AND ts_exchange >= $3 AND ts_exchange < $4"
