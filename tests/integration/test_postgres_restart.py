@@ -77,7 +77,7 @@ async def test_postgres_restart_mid_write_every_tick_stored_exactly_once(pg_dsn:
     publisher = asyncio.create_task(publish_until(bus, restarted, sent))
 
     end = time.monotonic() + 60
-    while sink.stats()["stored"] < 2000 and time.monotonic() < end:
+    while sink.stats()["written"] < 2000 and time.monotonic() < end:
         await asyncio.sleep(0.01)
     await restart_postgres()
     restarted.set()

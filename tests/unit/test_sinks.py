@@ -73,7 +73,7 @@ async def test_tick_sink_stores_everything_published_after_stop(
     await sink.stop()
     assert await all_ticks(store) == ticks
     stats = sink.stats()
-    assert (stats["stored"], stats["inserted"], stats["spool"]) == (100, 100, 0)
+    assert (stats["written"], stats["inserted"], stats["spool"]) == (100, 100, 0)
 
 
 async def test_sink_batches_never_exceed_batch_size_and_keep_order(bus: MemoryBus) -> None:
@@ -106,7 +106,7 @@ async def test_sink_retries_failed_batch_until_written_once(bus: MemoryBus) -> N
     await sink.start()
     ticks = [make_tick(i) for i in range(20)]
     await bus.publish_many("t", ticks)
-    await wait_until(lambda: sink.stats()["stored"] == 20)
+    await wait_until(lambda: sink.stats()["written"] == 20)
     await sink.stop()
     stats = sink.stats()
     assert writer.accepted == ticks

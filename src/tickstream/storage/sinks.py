@@ -76,7 +76,7 @@ class StoreSink(Generic[T]):
         self._sub: Subscription | None = None
         self._task: asyncio.Task[None] | None = None
         self._stopping = asyncio.Event()
-        self._counts = {"received": 0, "stored": 0, "inserted": 0, "batches": 0, "retries": 0}
+        self._counts = {"received": 0, "written": 0, "inserted": 0, "batches": 0, "retries": 0}
         self._last_error: str | None = None
 
     async def start(self) -> None:
@@ -95,6 +95,8 @@ class StoreSink(Generic[T]):
             await task
 
     def stats(self) -> dict[str, Any]:
+        """received (from the bus), written (accepted by the store), inserted (new rows, after
+        idempotent dedup), batches, retries, spool depth, last_error (type and message)."""
         return {
             "name": self.name,
             "topic": self.topic,
@@ -175,7 +177,7 @@ class StoreSink(Generic[T]):
         self._failures, self._retry_at = 0, 0.0
         self._pending_since = time.monotonic()
         self._counts["batches"] += 1
-        self._counts["stored"] += len(batch)
+        self._counts["written"] += len(batch)
         self._counts["inserted"] += inserted
         return True
 
