@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Final
 import typer
 
 if TYPE_CHECKING:
+    from tickstream.sim.faults import FaultPlan
     from tickstream.sim.server import SimConfig, SimServer
 
 HELP: Final = (
@@ -85,13 +86,14 @@ def sim(
     typer.echo("simulator stopped")
 
 
-async def _serve(config: SimConfig, plan: object, fault_after_s: float, run_seconds: float) -> None:
-    from tickstream.sim.faults import FaultPlan
+async def _serve(
+    config: SimConfig, plan: FaultPlan | None, fault_after_s: float, run_seconds: float
+) -> None:
     from tickstream.sim.server import SimServer
 
     async with SimServer(config) as server:
         _announce(server)
-        if isinstance(plan, FaultPlan):
+        if plan is not None:
             asyncio.get_running_loop().call_later(fault_after_s, server.faults.set, None, plan)
         if run_seconds > 0:
             await asyncio.sleep(run_seconds)

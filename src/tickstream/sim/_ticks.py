@@ -74,6 +74,15 @@ _ROW = ("seq", "ltp", "ltq", "atp", "volume", "tbq", "tsq", "open", "high", "low
         "bid", "ask", "bid_qty", "ask_qty", "is_index", "is_opt")  # fmt: skip
 
 
+def _index_tick(inst: Instrument, t: int, seq: int, values: tuple[float, ...]) -> Tick:
+    ltp, op, hi, lo, cl, ch, pct = values
+    return Tick(
+        exchange=inst.exchange, token=inst.token, symbol=inst.symbol, source=SOURCE,
+        ts_exchange=t, ts_recv=t, seq=seq, ltp=ltp, open=op, high=hi, low=lo, close=cl,
+        change=ch, change_pct=pct, mode=Mode.FULL,
+    )  # fmt: skip
+
+
 def build_ticks(
     instruments: Sequence[Instrument],
     c: Columns,
@@ -94,25 +103,7 @@ def build_ticks(
             idx.tolist(), stamps, depths, *(g[k] for k in _ROW), strict=True):  # fmt: skip
         inst = instruments[i]
         if is_index:
-            append(
-                Tick(
-                    exchange=inst.exchange,
-                    token=inst.token,
-                    symbol=inst.symbol,
-                    source=SOURCE,
-                    ts_exchange=t,
-                    ts_recv=t,
-                    seq=seq,
-                    ltp=ltp,
-                    open=op,
-                    high=hi,
-                    low=lo,
-                    close=cl,
-                    change=ch,
-                    change_pct=pct,
-                    mode=full,
-                )
-            )
+            append(_index_tick(inst, t, seq, (ltp, op, hi, lo, cl, ch, pct)))
             continue
         append(Tick(
             exchange=inst.exchange, token=inst.token, symbol=inst.symbol, source=SOURCE,
