@@ -184,3 +184,12 @@ def test_archive_command_rejects_bad_date() -> None:
     result = CliRunner().invoke(app, ["archive", "--date", "21/11/2025"])
     assert result.exit_code == 2
     assert "not a date" in result.output
+
+
+async def test_archived_but_kept_day_is_served_once(store: DuckDBStore, tmp_path: Path) -> None:
+    ticks = day_ticks()
+    await store.write_ticks(ticks)
+    await archive_day(store, DAY, open_target(tmp_path / "archive"))
+    page = await store.query_ticks("NSE", 2885, 0, 2**62, limit=12)
+    rest = await store.query_ticks("NSE", 2885, 0, 2**62, after=page.next_cursor)
+    assert page.ticks + rest.ticks == ticks[:30] + ticks[37:]

@@ -18,6 +18,7 @@ from tickstream.storage.base import (
     tick_columns,
 )
 from tickstream.storage.duckdb_store import DuckDBStore
+from tickstream.storage.pg_migrate import load_migrations
 from tickstream.storage.postgres import PostgresStore
 
 from conformance.store_suite import T0, StoreConformance, all_ticks, make_candle, make_tick
@@ -119,3 +120,15 @@ async def test_duckdb_candle_batch_keeps_highest_revision(store: DuckDBStore) ->
     await store.write_candles([make_candle(0, revision=3), v2, make_candle(0, revision=1)])
     got = await store.query_candles("NSE", 2885, Interval.M1, T0, T0 + 60 * 10**9)
     assert got == [make_candle(0, revision=3)]
+
+
+def test_migrations_pick_the_flavor_variant_in_version_order() -> None:
+    plain = load_migrations("plain")
+    timescale = load_migrations("timescale")
+    assert [(m.version, m.name) for m in plain] == [(1, "core"), (2, "ticks")]
+    assert [(m.version, m.name) for m in timescale] == [(1, "core"), (2, "ticks")]
+    assert "PARTITION BY RANGE (ts_exchange)" in plain[1].sql
+    assert "create_hypertable" in timescale[1].sql
+    assert "materialized_only = false" in timescale[1].sql
+    with pytest.raises(ValueError, match="flavor"):
+        load_migrations("mysql")
