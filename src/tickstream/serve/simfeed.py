@@ -140,6 +140,7 @@ async def build_sim_context(
     instruments: Sequence[Instrument] | None = None,
     store_path: Path | None = None,
     interval_s: float = 0.1,
+    clock: SimClock | None = None,
 ) -> tuple[ServeContext, SimFeeder]:
     """A context of real components fed by a :class:`SimFeeder` (not started yet)."""
     from tickstream.storage.duckdb_store import DuckDBStore
@@ -151,7 +152,9 @@ async def build_sim_context(
     store = DuckDBStore(store_path or settings.data_dir / "tickstream.duckdb")
     await store.open()
     await store.upsert_instruments(universe)
-    feeder = SimFeeder(bus, ring, store, universe, seed=settings.sim_seed, interval_s=interval_s)
+    feeder = SimFeeder(
+        bus, ring, store, universe, seed=settings.sim_seed, interval_s=interval_s, clock=clock
+    )
     ctx = ServeContext(
         settings=settings,
         bus=bus,
