@@ -184,7 +184,7 @@ class Market:
         if not hasattr(self, "_patterns"):  # shapes are drawn once; a day roll keeps them
             self._patterns = BookPatterns(self._rng, self._lot)
         self._pattern = self._rng.integers(0, self._patterns.patterns, n)
-        self._depths: dict[tuple[int, int, int], Depth] = {}
+        self._depths: dict[int, tuple[int, dict[int, Depth]]] = {}  # i -> (ltp, shape -> book)
         self._book = self._patterns.books(np.arange(n), self._ltp, self._pattern)
         self._tbq = self._book[1].sum(axis=1) * 23
         self._tsq = self._book[4].sum(axis=1) * 23
@@ -340,25 +340,42 @@ class Market:
         return Depth(bids=tuple(bids), asks=tuple(asks))
 
     def _depths_for(self, idx: I64) -> list[Depth | None]:
-        """Depth objects for ``idx`` (None for indices), reused while (ltp, book shape) repeat."""
-        keys = list(zip(idx.tolist(), self._ltp[idx].tolist(), self._pattern[idx].tolist(),
-                        strict=True))  # fmt: skip
+        """Depth objects for ``idx`` (None for indices), reused while (ltp, book shape) repeat.
+
+        The cache holds, per instrument, the books of its current last price only, so it is
+        bounded by instruments x shapes whatever the day does.
+        """
         cache = self._depths
-        out: list[Depth | None] = [cache.get(key) for key in keys]
-        missing = [j for j, d in enumerate(out) if d is None and not self._is_index[keys[j][0]]]
+        out: list[Depth | None] = []
+        slots: list[dict[int, Depth]] = []
+        missing: list[int] = []
+        rows = zip(idx.tolist(), self._ltp[idx].tolist(), self._pattern[idx].tolist(),
+                   self._is_index[idx].tolist(), strict=True)  # fmt: skip
+        for j, (i, ltp, k, is_index) in enumerate(rows):
+            entry = cache.get(i)
+            if entry is None or entry[0] != ltp:
+                entry = cache[i] = (ltp, {})
+            depth = entry[1].get(k)
+            if depth is None and not is_index:
+                missing.append(j)
+            out.append(depth)
+            slots.append(entry[1])
         if missing:
-            rows = idx[missing]
-            sc = self._scale[rows][:, None]
-            bp, bq, bo, ap, aq, ao = (a[rows] for a in self._book)
-            cols = ((bp / sc).tolist(), bq.tolist(), bo.tolist(), (ap / sc).tolist(),
-                    aq.tolist(), ao.tolist())  # fmt: skip
-            if len(cache) > 500_000:
-                cache.clear()
-            for j, p, q, o, pa, qa, oa in zip(missing, *cols, strict=True):
-                depth = Depth(bids=tuple(map(DepthLevel, p, q, o)),
-                              asks=tuple(map(DepthLevel, pa, qa, oa)))  # fmt: skip
-                out[j] = cache[keys[j]] = depth
+            self._fill_depths(idx[missing], missing, out, slots)
         return out
+
+    def _fill_depths(
+        self, rows: I64, missing: list[int], out: list[Depth | None],
+        slots: list[dict[int, Depth]],
+    ) -> None:  # fmt: skip
+        sc = self._scale[rows][:, None]
+        bp, bq, bo, ap, aq, ao = (a[rows] for a in self._book)
+        cols = ((bp / sc).tolist(), bq.tolist(), bo.tolist(), (ap / sc).tolist(), aq.tolist(),
+                ao.tolist(), self._pattern[rows].tolist())  # fmt: skip
+        for j, p, q, o, pa, qa, oa, k in zip(missing, *cols, strict=True):
+            depth = Depth(bids=tuple(map(DepthLevel, p, q, o)),
+                          asks=tuple(map(DepthLevel, pa, qa, oa)))  # fmt: skip
+            out[j] = slots[j][k] = depth
 
     def _build(self, idx: I64, ts: int | None) -> list[Tick]:
         cols = Columns(
