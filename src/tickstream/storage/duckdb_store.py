@@ -197,13 +197,18 @@ class DuckDBStore:
 
     def _query_ticks_sync(
         self, exchange: str, token: int, start_ns: int, end_ns: int, limit: int, key: TickKey
-    ) -> list[tuple[Any, ...]]:
+    ) -> TickPage:
         keyset = [token, start_ns, end_ns, *key]
         files = _archive.local_files(self.archive_dir, exchange, start_ns, end_ns)
         if files:
-            params = [exchange, *keyset, files, *keyset, limit]
-            return self._db.execute(_SELECT_HOT_AND_COLD, params).fetchall()
-        return self._db.execute(_SELECT_HOT, [exchange, *keyset, limit]).fetchall()
+            params = [exchange, *keyset, files, *keyset, limit + 1]
+            rows = self._db.execute(_SELECT_HOT_AND_COLD, params).fetchall()
+        else:
+            rows = self._db.execute(_SELECT_HOT, [exchange, *keyset, limit + 1]).fetchall()
+        more = len(rows) > limit
+        rows = rows[:limit]
+        ticks = ticks_from_payloads([r[0] for r in rows])  # on the worker, not the loop
+        return TickPage(ticks, encode_cursor(TickKey(*rows[-1][1:])) if more else None)
 
     async def query_ticks(
         self,
@@ -220,14 +225,9 @@ class DuckDBStore:
         # (start - 1, *, *) sorts before every row at or after start: the first page needs no
         # special case in the keyset condition.
         key = decode_cursor(after) if after else TickKey(start_ns - 1, 0, 0)
-        rows = await self._run(
-            self._query_ticks_sync, exchange, token, start_ns, end_ns, limit + 1, key
+        return await self._run(
+            self._query_ticks_sync, exchange, token, start_ns, end_ns, limit, key
         )
-        more = len(rows) > limit
-        rows = rows[:limit]
-        ticks = ticks_from_payloads([r[0] for r in rows])
-        cursor = encode_cursor(TickKey(*rows[-1][1:])) if more else None
-        return TickPage(ticks, cursor)
 
     async def scan_ticks(
         self, start_ns: int, end_ns: int, *, exchange: str | None = None, batch_size: int = 50_000
@@ -239,7 +239,7 @@ class DuckDBStore:
             rows = await self._run(lambda p: self._db.execute(_SCAN, p).fetchall(), params)
             if not rows:
                 return
-            yield ticks_from_payloads([r[0] for r in rows])
+            yield await self._run(ticks_from_payloads, [r[0] for r in rows])
             if len(rows) < batch_size:
                 return
             last = tuple(rows[-1][1:])

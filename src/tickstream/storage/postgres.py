@@ -26,12 +26,13 @@ callers (the sinks) retry the same batch.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import datetime as dt
 import logging
 import re
-from collections.abc import AsyncIterator, Iterator, Sequence
-from typing import Any, Final
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
+from typing import Any, Final, TypeVar
 
 import asyncpg
 
@@ -71,6 +72,8 @@ _UNAVAILABLE = (
     asyncpg.CrashShutdownError,
     asyncpg.InterfaceError,
 )
+_OFFLOAD_MIN: Final = 2000
+R = TypeVar("R")
 _CANDLE_TABLES: Final = {i: f"candles_{i.value}" for i in Interval}
 
 _STAGE_DDL = "CREATE TEMP TABLE IF NOT EXISTS ticks_stage (LIKE ticks) ON COMMIT DELETE ROWS"
@@ -148,6 +151,13 @@ def _unavailable_as_store_error() -> Iterator[None]:
         raise StoreUnavailableError(f"postgres unavailable: {type(exc).__name__}") from exc
 
 
+async def _offload(fn: Callable[[Sequence[Any]], R], items: Sequence[Any]) -> R:
+    """Encode/decode big batches on a worker thread so the event loop keeps serving."""
+    if len(items) < _OFFLOAD_MIN:
+        return fn(items)
+    return await asyncio.to_thread(fn, items)
+
+
 def _status_count(status: str) -> int:
     """Rows affected from a command tag such as ``INSERT 0 42`` or ``DELETE 7``."""
     return int(status.rsplit(" ", 1)[-1])
@@ -219,7 +229,7 @@ class PostgresStore:
     async def write_ticks(self, ticks: Sequence[Tick]) -> int:
         if not ticks:
             return 0
-        rows = tick_rows(ticks)
+        rows = await _offload(tick_rows, ticks)
         with _unavailable_as_store_error():
             async with self.pool.acquire() as conn:
                 await self._ensure_partitions(conn, ticks)
@@ -249,7 +259,7 @@ class PostgresStore:
             rows = await self.pool.fetch(_QUERY, exchange, token, start_ns, end_ns, *key, limit + 1)
         more = len(rows) > limit
         rows = rows[:limit]
-        ticks = ticks_from_payloads([r[0] for r in rows])
+        ticks = await _offload(ticks_from_payloads, [r[0] for r in rows])
         cursor = encode_cursor(TickKey(rows[-1][1], rows[-1][2], rows[-1][3])) if more else None
         return TickPage(ticks, cursor)
 
@@ -263,7 +273,7 @@ class PostgresStore:
                 rows = await self.pool.fetch(_SCAN, start_ns, end_ns, exchange, *last, batch_size)
             if not rows:
                 return
-            yield ticks_from_payloads([r[0] for r in rows])
+            yield await _offload(ticks_from_payloads, [r[0] for r in rows])
             if len(rows) < batch_size:
                 return
             last = tuple(rows[-1])[1:]
