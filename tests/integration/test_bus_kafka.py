@@ -27,11 +27,6 @@ class TestKafkaBusConformance(BusConformance):
     pass
 
 
-def test_kafka_topic_colon_names_become_dots() -> None:
-    assert kafka_topic("market:candles:enriched") == "market.candles.enriched"
-    assert kafka_topic("raw_ticks") == "raw_ticks"
-
-
 async def test_kafka_bus_message_is_envelope_with_deterministic_id(
     bus: KafkaBus, kafka_bootstrap: str
 ) -> None:

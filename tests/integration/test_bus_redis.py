@@ -7,9 +7,11 @@ from collections.abc import AsyncIterator
 
 import msgspec
 import pytest
+import redis
 
 from tickstream.bus.redis_bus import RedisBus
 from tickstream.model import Tick
+from tickstream.pipeline.dedup_redis import RedisDedupStore
 
 from conformance.bus_suite import BusConformance, drain, make_tick, topic_name
 
@@ -65,3 +67,24 @@ async def test_redis_bus_stats_shows_group_lag(bus: RedisBus) -> None:
     assert stats["lag"] == 6
     assert stats["pending"] == 4
     await bus.client.delete(f"{bus.stream_prefix}RELIANCE")
+
+
+def test_redis_dedup_store_first_sight_new_then_seen_across_instances(redis_url: str) -> None:
+    prefix = f"test:{uuid.uuid4().hex[:8]}:dedup:"
+    a = RedisDedupStore.from_url(redis_url, prefix=prefix, window_s=30)
+    b = RedisDedupStore.from_url(redis_url, prefix=prefix, window_s=30)
+    key = ("kite", "NSE", 2885, 1_763_700_000_000_000_000, 2456.75, None)
+
+    first = a.seen(key, 0)
+    second = b.seen(key, 0)
+    many = b.seen_many([(key, 0), (("kite", "NSE", 1), 0), (("kite", "NSE", 1), 0)])
+
+    assert (first, second) == (False, True)
+    assert many == [True, False, True]
+    client = redis.Redis.from_url(redis_url)
+    ttl = client.ttl(a.redis_key(key))
+    client.delete(a.redis_key(key), a.redis_key(("kite", "NSE", 1)))
+    client.close()
+    a.close()
+    b.close()
+    assert 0 < ttl <= 30

@@ -188,3 +188,31 @@ async def test_process_two_workers_one_killed_candles_equal_single_worker(
     assert {i for i, _ in produced} == set(reference)
     assert all(candle == reference[i] for i, candle in produced)
     assert w1.stats()["processed"] == len(ticks)
+
+
+def test_ingest_cli_sim_source_publishes_enveloped_ticks(kafka_bootstrap: str) -> None:
+    from typer.testing import CliRunner
+
+    from tickstream.cli import app
+
+    topic = f"test_ingest_{uuid.uuid4().hex[:8]}"
+    args = ["ingest", "--kafka", kafka_bootstrap, "--topic", topic, "--max-ticks", "300"]
+
+    result = CliRunner().invoke(app, [*args, "--speed", "30", "--partitions", "2"])
+
+    assert result.exit_code == 0, result.output
+    assert f"ingested 300 ticks into {topic}" in result.output
+    consumer = Consumer({"bootstrap.servers": kafka_bootstrap, "group.id": topic})
+    counts = []
+    for p in range(2):
+        low, high = consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10)
+        counts.append(high - low)
+    consumer.assign([TopicPartition(topic, 0, 0)])
+    msg = consumer.poll(10)
+    consumer.close()
+    assert sum(counts) == 300
+    assert msg is not None
+    header, tick = decode_envelope(msg.value() or b"", Tick)
+    assert isinstance(tick, Tick)
+    assert (header.type, header.source, tick.source) == ("tick", "ingest-sim", "sim")
+    assert msg.key() == tick.key.encode()
