@@ -307,3 +307,10 @@ async def test_fault_slow_server_delays_that_connection_behind_a_normal_one(sim:
 
     assert done == {normal_task}
     assert slow_frame == normal_task.result()  # late, but the same bytes
+
+
+async def test_fault_close_for_an_unknown_connection_names_the_live_ones(sim: SimServer) -> None:
+    async with connect(_kite_url(sim)) as ws:
+        assert await _recv(ws) == kite_wire.HEARTBEAT  # the connection is registered
+        with pytest.raises(KeyError, match="kite-1"):
+            sim.faults.set("kite-99", close=True)

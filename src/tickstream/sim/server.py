@@ -78,7 +78,9 @@ class SimConfig:
 
 
 class Emission(msgspec.Struct, frozen=True):
-    """One tick as written to one connection (in the mode it was sent in)."""
+    """One tick as written to one connection, in the broker's mode name it was sent in (Kite
+    ``ltp``/``quote``/``full``, Angel ``LTP``/``QUOTE``/``SNAP_QUOTE``/``DEPTH``); ``n`` numbers
+    emissions across the whole simulator in send order."""
 
     conn_id: str
     n: int
@@ -238,6 +240,8 @@ class SimServer:
         if not plan.close:
             return
         conns = self._all()
+        if conn_id is not None and conn_id not in conns:
+            raise KeyError(f"no live connection {conn_id!r}; live: {', '.join(conns) or 'none'}")
         targets = list(conns.values()) if conn_id is None else [conns[conn_id]]
         for conn in targets:
             conn.abort()
