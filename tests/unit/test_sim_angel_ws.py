@@ -209,10 +209,13 @@ async def test_angel_ws_fourth_connection_gets_http_429(sim: SimServer) -> None:
     h = _headers(sim)
     url = sim.angel_ws_url
     async with (
-        connect(url, additional_headers=h),
-        connect(url, additional_headers=h),
-        connect(url, additional_headers=h),
+        connect(url, additional_headers=h) as a,
+        connect(url, additional_headers=h) as b,
+        connect(url, additional_headers=h) as c,
     ):
+        for ws in (a, b, c):
+            await ws.send("ping")
+            assert await _recv(ws) == "pong"  # each connection is registered
         with pytest.raises(InvalidStatus) as info:
             async with connect(url, additional_headers=h):
                 pass

@@ -135,7 +135,7 @@ async def test_fault_close_for_all_drops_every_connection(sim: SimServer) -> Non
         connect(_kite_url(sim)) as kite,
         connect(sim.angel_ws_url, additional_headers=_angel_headers(sim)) as angel,
     ):
-        await kite.send(kite_wire.encode_subscribe([]))
+        assert await _recv(kite) == kite_wire.HEARTBEAT  # both connections are registered
         await angel.send("ping")
         await _recv(angel)
         sim.faults.set(None, close=True)

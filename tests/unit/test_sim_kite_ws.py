@@ -163,7 +163,9 @@ async def test_kite_ws_3001st_instrument_is_refused_with_an_error_frame(sim: Sim
 
 async def test_kite_ws_fourth_connection_per_api_key_gets_http_429(sim: SimServer) -> None:
     url = _url(sim)
-    async with connect(url), connect(url), connect(url):
+    async with connect(url) as a, connect(url) as b, connect(url) as c:
+        for ws in (a, b, c):
+            assert await _recv(ws) == wire.HEARTBEAT  # each connection is registered
         with pytest.raises(InvalidStatus) as info:
             async with connect(url):
                 pass
