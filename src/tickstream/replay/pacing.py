@@ -29,9 +29,10 @@ def parse_speed(text: str | float | None) -> float | None:
     if isinstance(text, int | float):
         value = float(text)
     else:
-        key = text.strip().lower().removesuffix("x")
+        key = text.strip().lower()
         if key in ("max", "inf", "infinity", "∞", ""):
             return None
+        key = key.removesuffix("x")
         try:
             value = float(key)
         except ValueError:

@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from tickstream.bus.memory import MemoryBus
+from tickstream.model import Tick
 from tickstream.pipeline.engine import TOPIC_CANDLES, TOPIC_TICKS, EngineConfig, PipelineEngine
 from tickstream.pipeline_runner import PipelineRunner
 from tickstream.replay.session import Replay, ReplaySummary
@@ -80,18 +81,41 @@ async def replay_through_pipeline(
         summary=summary,
         published=dict(runner.published),
         tick_rows_inserted=int(tick_sink.stats()["inserted"]),
-        candle_rows_written=int(candle_sink.stats()["stored"]),
+        candle_rows_written=_written(candle_sink),
         quarantined=int(runner.published.get("market:quarantine", 0)),
         pipeline=stats,
     )
 
 
+class _RecordedClockOffset:
+    """The recording's exchange-clock offset (``ts_exchange - ts_recv`` of the first replayed
+    tick), so the normaliser judges ``ts_exchange`` against ``ts_recv`` as the live run did (a
+    simulated session's exchange clock may run on another day than the wall clock)."""
+
+    def __init__(self) -> None:
+        self.offset_ns: int | None = None
+
+    def observe(self, batch: list[Tick]) -> None:
+        if self.offset_ns is None and batch:
+            self.offset_ns = batch[0].ts_exchange - batch[0].ts_recv
+
+    def __call__(self) -> int:
+        return self.offset_ns or 0
+
+
 async def _run(replay: Replay, runner: PipelineRunner, tick_sink: TickSink) -> ReplaySummary:
+    offset = _RecordedClockOffset()
+    runner.set_exchange_clock_offset(offset)
+
+    async def deliver(batch: list[Tick]) -> None:
+        offset.observe(batch)
+        await runner.put(batch)
+
     async def barrier() -> None:
         await runner.wait_idle(300.0)
         await _sink_caught_up(tick_sink, lambda: runner.published.get(TOPIC_TICKS, 0))
 
-    return await replay.run(runner.put, before_checkpoint=barrier)
+    return await replay.run(deliver, before_checkpoint=barrier)
 
 
 async def _sink_caught_up(
@@ -99,10 +123,16 @@ async def _sink_caught_up(
 ) -> None:
     """Wait until ``sink`` stored as many items as were published to it."""
     deadline = time.monotonic() + timeout_s
-    while int(sink.stats()["stored"]) < target():
+    while _written(sink) < target():
         if time.monotonic() > deadline:
             raise TimeoutError(f"{sink.name} did not catch up within {timeout_s} s")
         await asyncio.sleep(0.02)
+
+
+def _written(sink: TickSink | CandleSink) -> int:
+    """Items the sink handed to the store ("written"; "stored" in older sinks)."""
+    stats = sink.stats()
+    return int(stats.get("written", stats.get("stored", 0)))
 
 
 def _start_reporter(

@@ -97,6 +97,7 @@ class Replay:
         self.emitted = 0
         self.first_ts: int | None = None
         self.position_ns: int | None = None  # ts_exchange of the last tick handed downstream
+        self._yielded_ts: int | None = None  # ts_exchange of the last tick being handed over
         self.resumed = False
         self.done = False
 
@@ -123,7 +124,7 @@ class Replay:
         self._seek_to = max(self.spec.start_ns, min(ts_ns, self.spec.end_ns))
 
     def set_speed(self, speed: float | None) -> None:
-        self._pacer.set_speed(speed, self.position_ns, self._clock())
+        self._pacer.set_speed(speed, self._yielded_ts, self._clock())
 
     # ------------------------------------------------------------------------------ running
     async def run(
@@ -261,6 +262,7 @@ class Replay:
                     continue
                 end = await self._due_end(chunk, start)
                 if end > start:
+                    self._yielded_ts = chunk[end - 1].ts_exchange
                     yield chunk[start:end]
                     start = end
 
