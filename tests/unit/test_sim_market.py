@@ -304,3 +304,12 @@ def test_market_invariants_hold_for_any_seed_and_step_times(
             assert t.low <= (t.ltp or 0) <= t.high
             if t.upper_circuit is not None and t.lower_circuit is not None:
                 assert t.lower_circuit <= (t.ltp or 0) <= t.upper_circuit
+
+
+def test_market_price_source_previous_close_skips_pre_open_values() -> None:
+    day = dt.date(2022, 11, 21)
+    series = [(ist_ns(day, 9, 0, 1), 17707.1), (ist_ns(day, 9, 15), 18300.0)]
+
+    market = _market(price_source={"INDICES:1001": series})
+
+    assert market.snapshot("INDICES", 1001).close == 18300.0

@@ -12,7 +12,16 @@ from collections.abc import Sequence
 import numpy as np
 import numpy.typing as npt
 
-__all__ = ["BookPatterns", "book_levels", "bs_price", "intraday_activity", "series_value"]
+from tickstream.calendar import ist_date, session_for
+
+__all__ = [
+    "BookPatterns",
+    "book_levels",
+    "bs_price",
+    "first_in_session",
+    "intraday_activity",
+    "series_value",
+]
 
 I64 = npt.NDArray[np.int64]
 F64 = npt.NDArray[np.float64]
@@ -125,3 +134,13 @@ def series_value(times: Sequence[int], values: Sequence[float], ts: int) -> floa
 
     i = bisect.bisect_right(times, ts)
     return None if i == 0 else values[i - 1]
+
+
+def first_in_session(times: Sequence[int], values: Sequence[float]) -> float:
+    """The first recorded value at or after its day's 09:15 IST open (pre-open values jump)."""
+    session = session_for("NSE", ist_date(times[0]))
+    if session is not None:
+        for t, v in zip(times, values, strict=True):
+            if t >= session.open_ns:
+                return v
+    return values[0]

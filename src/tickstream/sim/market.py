@@ -8,9 +8,11 @@ Model, per instrument, all prices integer ticks internally (one division makes t
 
 * fair value: geometric random walk, ~1.2 %/day for stocks and ~0.9 %/day for indices, scaled per
   second of exchange time; or a recorded series (``price_source``, shifted by whole days onto the
-  start date) that drives the fair value directly. Options: Black-Scholes on the underlying's fair
-  value (14 % vol; an expiry already past at ``start_ns`` counts as 7 days away) so they move with
-  the underlying; they carry open interest (with day high/low) that drifts with trading.
+  start date) that drives the fair value directly (its previous close is then the series' first
+  value from the 09:15 open on, since pre-open values jump). Options: Black-Scholes on the
+  underlying's fair value (14 % vol; an expiry already past at ``start_ns`` counts as 7 days away)
+  so they move with the underlying; they carry open interest (with day high/low) that drifts
+  with trading.
 * trades: Poisson arrivals per step with a U-shaped intraday intensity (heavier at open and
   close) times ``tick_rate_scale``; an instrument that traded emits one tick per step, its last
   trade at the fair value rounded to the grid and clamped inside the circuit limits (±20 % of the
@@ -37,6 +39,7 @@ from tickstream.sim._book import (
     I64,
     BookPatterns,
     bs_price,
+    first_in_session,
     intraday_activity,
     series_value,
 )
@@ -144,7 +147,9 @@ class Market:
         fair = np.zeros(n)
         for i, inst in enumerate(self.instruments):
             src = self._sources.get(i)
-            fair[i] = src[1][0] if src else refs.get(inst.key) or _plausible_level(inst)
+            fair[i] = (
+                first_in_session(*src) if src else refs.get(inst.key) or _plausible_level(inst)
+            )
         self._fair = fair
         self._years = np.full(n, 7 / 365)
         for i in self._opt_idx.tolist():
