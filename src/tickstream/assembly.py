@@ -15,7 +15,7 @@ import logging
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from tickstream.bus.base import Bus
 from tickstream.config import Settings
@@ -29,6 +29,9 @@ from tickstream.runtime import FunctionComponent, Runtime
 from tickstream.storage import TickStore, create_store
 from tickstream.storage.ringbuffer import MemoryRingBuffer, RingBuffer
 from tickstream.storage.sinks import CandleSink, StoreSink, TickSink
+
+if TYPE_CHECKING:
+    from tickstream.sim.server import SimConfig
 
 __all__ = ["Assembly", "build_bus", "build_runtime", "engine_config", "select_instruments"]
 
@@ -52,14 +55,18 @@ class Assembly:
     server: Any = None
 
     def stats(self) -> dict[str, Any]:
-        """Per-stage counters: feed, pipeline, bus, sinks."""
+        """Per-stage counters: feed, pipeline, bus, sinks, and the accounting invariants."""
+        from tickstream.accounting import accounting
+
         feed = self.feed.health() if self.feed is not None else None
-        return {
+        out = {
             "feed": _health_dict(feed) if feed is not None else None,
             "pipeline": self.runner.stats(),
             "bus": self.bus.stats(),
             "sinks": {s.name: s.stats() for s in self.sinks},
         }
+        out["accounting"] = accounting(out)
+        return out
 
     def feed_health(self) -> list[dict[str, Any]]:
         return [_health_dict(self.feed.health())] if self.feed is not None else []
@@ -144,7 +151,9 @@ def _sinks(settings: Settings, bus: Bus, store: TickStore, ring: RingBuffer) -> 
     ]
 
 
-async def build_assembly(settings: Settings, *, serve: bool = True) -> Assembly:
+async def build_assembly(
+    settings: Settings, *, serve: bool = True, sim_config: SimConfig | None = None
+) -> Assembly:
     """Build (not start) every component of ``tickstream run``."""
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     runtime = Runtime()
@@ -164,7 +173,7 @@ async def build_assembly(settings: Settings, *, serve: bool = True) -> Assembly:
         runtime.add(sink)
         asm.sinks.append(sink)
     runtime.add(runner)
-    await _add_feed(asm)
+    await _add_feed(asm, sim_config)
     if serve:
         _add_server(asm)
     return asm
@@ -174,7 +183,7 @@ async def _noop() -> None:
     return None
 
 
-async def _add_feed(asm: Assembly) -> None:
+async def _add_feed(asm: Assembly, sim_config: SimConfig | None = None) -> None:
     from tickstream.feeds.factory import build_feed
 
     settings = asm.settings
@@ -182,7 +191,8 @@ async def _add_feed(asm: Assembly) -> None:
         from tickstream.sim.server import SimConfig, SimServer
 
         sim = SimServer(
-            SimConfig(seed=settings.sim_seed, tick_interval_ms=settings.sim_tick_interval_ms)
+            sim_config
+            or SimConfig(seed=settings.sim_seed, tick_interval_ms=settings.sim_tick_interval_ms)
         )
         asm.sim = sim
         clock = sim.clock

@@ -109,6 +109,9 @@ class FeedHealth(msgspec.Struct, frozen=True, kw_only=True):
     dropped_batches: int
     auth_attempts: int
     stale: tuple[str, ...] = ()
+    frames: int = 0  # binary messages received (heartbeats included)
+    packets: int = 0  # packets those messages declared (and held)
+    parsed: int = 0  # packets decoded into ticks; packets = parsed + packet-level rejects
 
     @property
     def open_connections(self) -> int:

@@ -53,6 +53,7 @@ class ShardedFeed:
         self.gaps = 0
         self.dropped_batches = 0
         self.auth_attempts = 0
+        self.frames = self.packets = self.parsed = 0  # accounting: received = parsed + rejected
 
     # ------------------------------------------------------------------------------ Feed API
     async def start(self) -> None:
@@ -123,6 +124,9 @@ class ShardedFeed:
             dropped_batches=self.dropped_batches,
             auth_attempts=self.auth_attempts,
             stale=self.stale(),
+            frames=self.frames,
+            packets=self.packets,
+            parsed=self.parsed,
         )
 
     def stale(self) -> tuple[str, ...]:

@@ -197,6 +197,9 @@ class ShardConnection:
             self._on_text(message, now)
             return
         result = feed.adapter.decode(message, now)
+        feed.frames += 1
+        feed.packets += result.packets
+        feed.parsed += len(result.ticks)
         if result.heartbeat:
             self.last_heartbeat_ns = now
         if result.rejects:
