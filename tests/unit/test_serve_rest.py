@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -156,7 +157,12 @@ async def test_search_unknown_exchange_is_422(env: Env) -> None:
 
 
 async def test_ticks_pages_with_cursor_equal_store_order(env: Env) -> None:
-    params = {"instrument": "RELIANCE", "start": str(START_NS), "end": str(END_NS), "limit": 3}
+    params: dict[str, Any] = {
+        "instrument": "RELIANCE",
+        "start": str(START_NS),
+        "end": str(END_NS),
+        "limit": 3,
+    }
     first = (
         await env.client.get("/api/v1/historical/ticks", params=params, headers=env.h())
     ).json()
@@ -198,7 +204,7 @@ async def test_ticks_pages_with_cursor_equal_store_order(env: Env) -> None:
     ],
 )
 async def test_ticks_invalid_input_is_4xx_with_message(
-    env: Env, params: dict[str, str], status: int, fragment: str
+    env: Env, params: dict[str, Any], status: int, fragment: str
 ) -> None:
     r = await env.client.get("/api/v1/historical/ticks", params=params, headers=env.h())
     assert r.status_code == status

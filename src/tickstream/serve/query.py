@@ -31,7 +31,7 @@ _EXCHANGES: Final = frozenset(e.value for e in Exchange)
 def parse_time(text: str) -> int:
     """Epoch nanoseconds from ``1733111100000000000`` or ISO-8601 (no offset means IST)."""
     text = text.strip()
-    if text.isdigit():
+    if text.isascii() and text.isdigit():
         value = int(text)
     else:
         try:
@@ -75,7 +75,12 @@ def parse_key(ref: str) -> tuple[str, int] | None:
     """``NSE:2885`` -> ("NSE", 2885) for a known exchange; None otherwise."""
     exchange, sep, token = ref.strip().partition(":")
     exchange = exchange.upper()
-    if not sep or exchange not in _EXCHANGES or not token.isdigit() or len(token) > 12:
+    if (
+        not sep
+        or exchange not in _EXCHANGES
+        or not (token.isascii() and token.isdigit())
+        or len(token) > 12
+    ):
         return None
     return exchange, int(token)
 
@@ -85,7 +90,7 @@ def search_universe(
 ) -> list[Instrument]:
     """Case-insensitive substring of symbol or name; exact, then prefix matches first."""
     needle = query.strip().upper()
-    ranked: list[tuple[int, str, Instrument]] = []
+    ranked: list[tuple[int, int, str, str, Instrument]] = []
     for inst in instruments:
         if exchange is not None and inst.exchange != exchange:
             continue
@@ -93,6 +98,6 @@ def search_universe(
         if needle not in symbol and needle not in name:
             continue
         rank = 0 if symbol == needle else 1 if symbol.startswith(needle) else 2
-        ranked.append((rank, symbol, inst))
-    ranked.sort(key=lambda r: (r[0], r[1]))
-    return [r[2] for r in ranked[:limit]]
+        ranked.append((rank, len(symbol), symbol, inst.exchange, inst))
+    ranked.sort(key=lambda r: r[:4])  # the store's order: exact, prefix, length, symbol, exchange
+    return [r[4] for r in ranked[:limit]]

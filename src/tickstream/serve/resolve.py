@@ -41,12 +41,12 @@ class Resolver:
         text = ref.strip()
         if not text or len(text) > 64:
             return "empty or too long"
-        if text.isdigit():
+        if text.isascii() and text.isdigit():
             return _one(self._by_token.get(int(text), []), text)
         exchange, sep, rest = text.partition(":")
         if sep:
             exchange = exchange.upper()
-            if rest.isdigit():
+            if rest.isascii() and rest.isdigit():
                 found = self._by_key.get(f"{exchange}:{int(rest)}")
                 return found if found is not None else f"unknown instrument {text!r}"
             matches = [i for i in self._by_symbol.get(rest.upper(), []) if i.exchange == exchange]
