@@ -161,3 +161,14 @@ def test_normalize_counts_each_reason_separately() -> None:
     for t in (tick(exchange="X"), tick(exchange="Y"), tick(ltp=float("nan"))):
         norm.check(t)
     assert counters.quarantined == {"unknown_exchange": 2, "non_finite": 1}
+
+
+def test_normalize_clock_offset_shifts_the_time_checks() -> None:
+    # Arrange: a simulated exchange clock running one hour behind the wall clock
+    offset = -3600 * NS
+    norm = Normalizer(NormalizeConfig(clock_offset_ns=offset))
+    # Act
+    on_time = norm.check(tick(ts_exchange=T0 + offset, ts_recv=T0))
+    unshifted = norm.check(tick(ts_exchange=T0, ts_recv=T0, token=1))
+    # Assert
+    assert (on_time, unshifted) == (None, Reason.TS_FUTURE)
