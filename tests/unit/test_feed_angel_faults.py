@@ -139,3 +139,21 @@ def test_angel_depth_outside_nse_cm_is_refused() -> None:
 
     with pytest.raises(ValueError, match="depth mode is NSE_CM only"):
         adapter.key_for(option, "depth")
+
+
+async def test_angel_mode_change_unsubscribes_the_old_mode(
+    sim: tuple[SimServer, SimRestServer],
+) -> None:
+    server, rest = sim
+    feed, _ = angel(server, rest)
+    inst = EQUITIES[0]
+    await feed.subscribe([inst], Mode.QUOTE)
+    async with running(feed) as got:
+        await wait_for(lambda: len(got.ticks) >= 1, "the initial snapshot")
+        await feed.subscribe([inst], Mode.FULL)
+        await wait_for(lambda: sim_keys(server) == [{(1, inst.angel_token): {3}}], "mode 3 only")
+        await feed.unsubscribe([inst])
+        await wait_for(lambda: sim_keys(server) == [{}], "nothing subscribed")
+
+    assert feed.health().subscribed == 0
+    assert got.ticks[-1].mode is Mode.FULL

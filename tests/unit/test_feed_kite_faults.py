@@ -204,3 +204,28 @@ async def test_kite_burst_10x_decodes_every_packet(sim: SimServer) -> None:
     assert values(got.ticks) == values(emitted(sim))
     assert len(got.ticks) > 40 * 10
     assert health.rejected == {}
+
+
+async def test_kite_dynamic_subscribe_unsubscribe_while_running(sim: SimServer) -> None:
+    feed, stepper = ticker(sim), Stepper(sim)
+    first, added = EQUITIES[:4], EQUITIES[4:7]
+    await feed.subscribe(first, Mode.QUOTE)
+    async with running(feed) as got:
+        await wait_for(lambda: len(got.ticks) >= 4, "the initial snapshots")
+        await feed.subscribe(added, Mode.FULL)
+        await feed.unsubscribe(first[:2])
+        await feed.subscribe(first[2:3], Mode.LTP)  # a mode change
+        await stepper.until(
+            lambda: {t.token for t in got.ticks[-50:]} >= {i.token for i in added}, "new data"
+        )
+        await wait_for(lambda: len(sim_subscriptions(sim)[0]) == 5, "the server's view")
+        subscriptions = sim_subscriptions(sim)[0]
+
+    itok = {i.token: wire.instrument_token(i.exchange, i.token) for i in EQUITIES[:7]}
+    assert subscriptions == {
+        itok[first[2].token]: Mode.LTP,
+        itok[first[3].token]: Mode.QUOTE,
+        **{itok[i.token]: Mode.FULL for i in added},
+    }
+    assert feed.health().subscribed == 5
+    assert feed.health().reconnects == 0

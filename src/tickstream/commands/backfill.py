@@ -44,6 +44,19 @@ def backfill(
     """Fetch candles for SYMBOLS between two dates into the store (resumable)."""
     import asyncio
 
+    settings, ivl, start, end = _arguments(config, interval, date_from, date_to)
+    wanted = [s.strip() for s in symbols.split(",") if s.strip()]
+    code = asyncio.run(
+        _run(
+            settings, wanted, ivl, start, end, source=source, db=db, state=state, fallback=fallback
+        )
+    )
+    raise typer.Exit(code)
+
+
+def _arguments(
+    config: Path | None, interval: str, date_from: str, date_to: str
+) -> tuple[Settings, Any, dt.date, dt.date]:
     from tickstream.config import ConfigError, load_settings
     from tickstream.model import Interval
 
@@ -57,13 +70,7 @@ def backfill(
     if end <= start:
         typer.echo("error: --to is before --from", err=True)
         raise typer.Exit(2)
-    wanted = [s.strip() for s in symbols.split(",") if s.strip()]
-    code = asyncio.run(
-        _run(
-            settings, wanted, ivl, start, end, source=source, db=db, state=state, fallback=fallback
-        )
-    )
-    raise typer.Exit(code)
+    return settings, ivl, start, end
 
 
 def _day(text: str) -> dt.date:

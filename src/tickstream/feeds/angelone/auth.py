@@ -110,6 +110,7 @@ class AngelAuth:
         self.session: AngelSession | None = None
         self.logins = 0
         self.renewals = 0
+        self._lock = asyncio.Lock()  # one login/renewal at a time (shards, renewal task, history)
 
     def __repr__(self) -> str:
         return f"AngelAuth(api_key={self.api_key!r}, client_code={self.client_code!r})"
@@ -142,19 +143,21 @@ class AngelAuth:
 
     async def ensure_fresh(self) -> AngelSession:
         """A session valid for a while yet: login, or renewal close to 05:00 IST."""
-        if self.session is None:
-            return await self.login()
-        if self.expires_soon():
-            return await self.renew()
-        return self.session
+        async with self._lock:
+            if self.session is None:
+                return await self.login()
+            if self.expires_soon():
+                return await self.renew()
+            return self.session
 
     async def reauthenticate(self) -> bool:
         """After a 401: renew (or log in again); True when the tokens changed."""
         before = self.credential_id()
-        if self.session is None:
-            await self.login()
-        else:
-            await self.renew()
+        async with self._lock:
+            if self.session is None:
+                await self.login()
+            else:
+                await self.renew()
         return self.credential_id() != before
 
     async def login(self) -> AngelSession:
