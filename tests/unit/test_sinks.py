@@ -166,3 +166,39 @@ async def test_candle_sink_upserts_candles(bus: MemoryBus, store: DuckDBStore) -
 def test_sink_rejects_spool_smaller_than_batch() -> None:
     with pytest.raises(ValueError, match="batch_size"):
         StoreSink(MemoryBus(), "t", FlakyWriter(), type_=Tick, batch_size=10, spool_max=5)
+
+
+async def test_sink_isolates_rejected_item_writes_all_others(bus: MemoryBus) -> None:
+    bad = make_tick(13)
+    accepted: list[Tick] = []
+
+    async def picky(items: Sequence[Tick]) -> int:
+        if bad in items:
+            raise OverflowError("value out of int64 range")
+        accepted.extend(items)
+        return len(items)
+
+    sink = StoreSink(
+        bus, "t", picky, type_=Tick, batch_size=8, flush_interval_s=0.01, backoff_initial_s=0.001
+    )
+    await sink.start()
+    ticks = [make_tick(i) for i in range(40)]
+    await bus.publish_many("t", ticks)
+    await sink.stop()
+    stats = sink.stats()
+    assert accepted == [t for t in ticks if t != bad]
+    assert sink.dead_letter() == [bad]
+    assert (stats["dead_lettered"], stats["written"], stats["spool"]) == (1, 39, 0)
+    assert stats["last_error"] == "OverflowError: value out of int64 range"
+
+
+async def test_sink_transient_errors_never_dead_letter(bus: MemoryBus) -> None:
+    writer = FlakyWriter(fail_first=6)
+    sink = StoreSink(
+        bus, "t", writer, type_=Tick, batch_size=1, flush_interval_s=0.01, backoff_initial_s=0.001
+    )
+    await sink.start()
+    await bus.publish_many("t", [make_tick(0), make_tick(1)])
+    await sink.stop()
+    assert writer.accepted == [make_tick(0), make_tick(1)]
+    assert sink.dead_letter() == []

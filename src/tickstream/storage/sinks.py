@@ -11,6 +11,11 @@ the spool until it holds ``spool_max`` items; then it stops reading, the subscri
 writes are idempotent, so a batch that was committed but whose acknowledgement was lost is simply
 written again and adds nothing: after recovery every item is stored exactly once.
 
+Any other failure means the store refuses something in the batch (a value out of range, say):
+the sink bisects the batch to find the item, writes everything else, and after ``row_attempts``
+refusals moves that one item to a bounded dead-letter list (counted, logged, readable through
+``dead_letter()``), so one bad item never blocks or discards the rest.
+
 ``stop()`` drains what the subscription already holds, flushes the whole spool (retrying until
 ``stop_timeout_s``) and closes the subscription. Stop the producers first: a closed subscription
 receives nothing more. What could not be written by the deadline is logged with its count.
@@ -30,13 +35,15 @@ from typing import Any, Generic, TypeVar
 
 from tickstream.bus.base import Bus, Overflow, Subscription
 from tickstream.model import Candle, Tick
-from tickstream.storage.base import TickStore
+from tickstream.storage.base import StoreUnavailableError, TickStore
 
 __all__ = ["CandleSink", "StoreSink", "TickSink"]
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 _POLL_S = 0.1
+# Failures that say nothing about the data: retry the same batch (after backoff).
+_TRANSIENT = (StoreUnavailableError, ConnectionError, OSError, TimeoutError)
 Writer = Callable[[Sequence[T]], Awaitable[int]]
 
 
@@ -57,6 +64,8 @@ class StoreSink(Generic[T]):
         backoff_initial_s: float = 0.05,
         backoff_max_s: float = 5.0,
         stop_timeout_s: float = 30.0,
+        row_attempts: int = 3,
+        dead_letter_max: int = 10_000,
     ) -> None:
         if batch_size < 1 or spool_max < batch_size:
             raise ValueError("need 1 <= batch_size <= spool_max")
@@ -69,6 +78,10 @@ class StoreSink(Generic[T]):
         )
         self.backoff_initial_s, self.backoff_max_s = backoff_initial_s, backoff_max_s
         self.stop_timeout_s = stop_timeout_s
+        self.row_attempts = row_attempts
+        self._limit = batch_size
+        self._row_failures = 0
+        self._dead: deque[T] = deque(maxlen=dead_letter_max)
         self._spool: deque[T] = deque()
         self._pending_since = 0.0
         self._retry_at = 0.0
@@ -76,7 +89,9 @@ class StoreSink(Generic[T]):
         self._sub: Subscription | None = None
         self._task: asyncio.Task[None] | None = None
         self._stopping = asyncio.Event()
-        self._counts = {"received": 0, "written": 0, "inserted": 0, "batches": 0, "retries": 0}
+        self._counts = dict.fromkeys(
+            ("received", "written", "inserted", "batches", "retries", "dead_lettered"), 0
+        )
         self._last_error: str | None = None
 
     async def start(self) -> None:
@@ -96,7 +111,7 @@ class StoreSink(Generic[T]):
 
     def stats(self) -> dict[str, Any]:
         """received (from the bus), written (accepted by the store), inserted (new rows, after
-        idempotent dedup), batches, retries, spool depth, last_error (type and message)."""
+        idempotent dedup), batches, retries, dead_lettered, spool depth, last_error."""
         return {
             "name": self.name,
             "topic": self.topic,
@@ -155,31 +170,61 @@ class StoreSink(Generic[T]):
         self._counts["received"] += added
 
     async def _flush_once(self) -> bool:
-        batch = list(islice(self._spool, self.batch_size))
+        batch = list(islice(self._spool, self._limit))
         try:
             inserted = await self._write(batch)
-        except Exception as exc:  # every failure is retried: losing data is not an option
-            self._failures += 1
-            self._counts["retries"] += 1
-            self._last_error = f"{type(exc).__name__}: {exc}"
-            delay = min(self.backoff_max_s, self.backoff_initial_s * 2 ** (self._failures - 1))
-            self._retry_at = time.monotonic() + delay * (0.5 + random.random() / 2)  # noqa: S311 - jitter
-            log.warning(
-                "%s: write of %d failed (%s), retry %d",
-                self.name,
-                len(batch),
-                type(exc).__name__,
-                self._failures,
-            )
+        except Exception as exc:  # transient: retry; anything else: isolate the bad item
+            self._failed(exc, len(batch))
+            if not isinstance(exc, _TRANSIENT):
+                self._isolate(exc, len(batch))
             return False
         for _ in range(len(batch)):
             self._spool.popleft()
-        self._failures, self._retry_at = 0, 0.0
+        self._failures, self._row_failures, self._retry_at = 0, 0, 0.0
+        self._limit = min(self.batch_size, self._limit * 2)
         self._pending_since = time.monotonic()
         self._counts["batches"] += 1
         self._counts["written"] += len(batch)
         self._counts["inserted"] += inserted
         return True
+
+    def _failed(self, exc: Exception, size: int) -> None:
+        self._failures += 1
+        self._counts["retries"] += 1
+        self._last_error = f"{type(exc).__name__}: {exc}"
+        delay = min(self.backoff_max_s, self.backoff_initial_s * 2 ** (self._failures - 1))
+        self._retry_at = time.monotonic() + delay * (0.5 + random.random() / 2)  # noqa: S311 - jitter
+        log.warning(
+            "%s: write of %d failed (%s), retry %d",
+            self.name,
+            size,
+            type(exc).__name__,
+            self._failures,
+        )
+
+    def _isolate(self, exc: Exception, size: int) -> None:
+        """Bisect a rejected batch down to the item the store refuses; after
+        ``row_attempts`` refusals of that one item, move it to the dead-letter list."""
+        if size > 1:
+            self._limit = max(1, size // 2)
+            self._retry_at = 0.0
+            return
+        self._row_failures += 1
+        if self._row_failures < self.row_attempts:
+            return
+        self._dead.append(self._spool.popleft())
+        self._counts["dead_lettered"] += 1
+        self._row_failures, self._failures, self._retry_at = 0, 0, 0.0
+        log.error(
+            "%s: store rejected one item %d times (%s); dead-lettered",
+            self.name,
+            self.row_attempts,
+            type(exc).__name__,
+        )
+
+    def dead_letter(self) -> list[T]:
+        """Items the store refused (bounded, newest kept); never silently dropped."""
+        return list(self._dead)
 
     async def _drain_and_flush(self) -> None:
         assert self._sub is not None
