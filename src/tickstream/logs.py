@@ -69,6 +69,21 @@ class _JsonFormatter(logging.Formatter):
         return json.dumps(out, ensure_ascii=False)
 
 
+class _StderrHandler(logging.StreamHandler):  # type: ignore[type-arg]
+    """Writes to whatever ``sys.stderr`` is at emit time (test runners swap it out and close it)."""
+
+    def __init__(self) -> None:
+        super().__init__(sys.stderr)
+
+    @property  # a read-only view of the current sys.stderr
+    def stream(self) -> object:
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, _value: object) -> None:
+        pass
+
+
 def setup_logging(level: str = "INFO", fmt: LogFormat = LogFormat.TEXT) -> None:
     """Configure the root logger once (idempotent: replaces our own handler on a second call)."""
     numeric = logging.getLevelName(level.upper())
@@ -78,7 +93,7 @@ def setup_logging(level: str = "INFO", fmt: LogFormat = LogFormat.TEXT) -> None:
     for h in list(root.handlers):
         if getattr(h, "_tickstream", False):
             root.removeHandler(h)
-    handler = logging.StreamHandler(sys.stderr)
+    handler = _StderrHandler()
     handler._tickstream = True  # type: ignore[attr-defined]  # marks our handler for idempotence
     handler.addFilter(SecretFilter())
     if fmt is LogFormat.JSON:
