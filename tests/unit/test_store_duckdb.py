@@ -132,3 +132,22 @@ def test_migrations_pick_the_flavor_variant_in_version_order() -> None:
     assert "materialized_only = false" in timescale[1].sql
     with pytest.raises(ValueError, match="flavor"):
         load_migrations("mysql")
+
+
+@settings(max_examples=25, deadline=None)
+@given(st.lists(st.integers(0, 40), max_size=60), st.integers(0, 60))
+async def test_duckdb_any_redelivery_pattern_stores_each_tick_once(
+    indexes: list[int], split: int
+) -> None:
+    ticks = [make_tick(i) for i in indexes]
+    unique = {t.ts_recv: t for t in ticks}
+    s = DuckDBStore()
+    await s.open()
+    try:
+        inserted = await s.write_ticks(ticks[:split]) + await s.write_ticks(ticks[split:])
+        inserted += await s.write_ticks(ticks)
+        stored = await all_ticks(s)
+    finally:
+        await s.close()
+    assert inserted == len(unique)
+    assert stored == [unique[k] for k in sorted(unique)]
