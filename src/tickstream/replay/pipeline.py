@@ -23,6 +23,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from tickstream.bus.base import Bus
 from tickstream.bus.memory import MemoryBus
 from tickstream.model import Tick
 from tickstream.pipeline.engine import TOPIC_CANDLES, TOPIC_TICKS, EngineConfig, PipelineEngine
@@ -53,10 +54,16 @@ async def replay_through_pipeline(
     *,
     on_progress: Progress | None = None,
     progress_interval_s: float = 0.2,
+    bus: Bus | None = None,
 ) -> PipelineReplayResult:
-    """Run ``replay`` to the end through a fresh engine into ``out_store`` (already open)."""
-    bus = MemoryBus()
-    await bus.start()
+    """Run ``replay`` to the end through a fresh engine into ``out_store`` (already open).
+
+    ``bus``: publish on this (started) bus, e.g. to watch ``market:candles:enriched``; by
+    default a private in-memory bus, closed at the end."""
+    own_bus = bus is None
+    if bus is None:
+        bus = MemoryBus()
+        await bus.start()
     tick_sink = TickSink(bus, out_store, TOPIC_TICKS)
     candle_sink = CandleSink(bus, out_store, TOPIC_CANDLES)
     runner = PipelineRunner(PipelineEngine(engine_config), bus)
@@ -73,7 +80,8 @@ async def replay_through_pipeline(
         await runner.stop()
         await tick_sink.stop()
         await candle_sink.stop()
-        await bus.close()
+        if own_bus:
+            await bus.close()
     if on_progress is not None:
         on_progress(replay)
     stats = runner.stats()
