@@ -388,3 +388,67 @@ def test_decode_frame_same_size_mixed_lengths_uses_generic_path() -> None:
     # Assert
     assert [t.ltp for t in result.ticks] == [1573.15, 0.05]
     assert [r.reason for r in result.rejects] == ["unknown_length"]
+
+
+def test_decode_frame_quote_packet_without_timestamp_takes_given_exchange_clock() -> None:
+    from tickstream.feeds.kite import wire as kw
+    from tickstream.model import Depth, DepthLevel
+    from tickstream.model import Mode as _Mode
+    from tickstream.model import Tick as _Tick
+
+    quote = _Tick(
+        exchange="NSE",
+        token=2885,
+        symbol="RELIANCE",
+        source="kite",
+        ts_exchange=1,
+        ts_recv=1,
+        ltp=2456.75,
+        ltq=1,
+        atp=2450.0,
+        volume=10,
+        total_buy_qty=5,
+        total_sell_qty=6,
+        open=2440.0,
+        high=2460.0,
+        low=2430.0,
+        close=2445.0,
+        mode=_Mode.QUOTE,
+    )
+    full = kw.encode_packet(
+        _Tick(
+            exchange="NSE",
+            token=1594,
+            symbol="INFY",
+            source="kite",
+            ts_exchange=1_763_700_000 * 10**9,
+            ts_recv=1,
+            ltp=1573.7,
+            ltq=1,
+            atp=1570.0,
+            volume=10,
+            total_buy_qty=5,
+            total_sell_qty=6,
+            open=1560.0,
+            high=1580.0,
+            low=1550.0,
+            close=1567.8,
+            oi=0,
+            oi_day_high=0,
+            oi_day_low=0,
+            ts_last_trade=1_763_700_000 * 10**9,
+            mode=_Mode.FULL,
+            depth=Depth(
+                bids=tuple(DepthLevel(1573.6, 10, 1) for _ in range(5)),
+                asks=tuple(DepthLevel(1573.8, 10, 1) for _ in range(5)),
+            ),
+        ),
+        _Mode.FULL,
+    )
+    frame = kw.encode_frame([kw.encode_packet(quote, _Mode.QUOTE), full])
+    sim_now = 1_795_149_000 * 10**9
+    res = kw.decode_frame(frame, ts_recv=1_795_236_907 * 10**9, ts_exchange_default=sim_now)
+    assert [t.ts_exchange for t in res.ticks] == [sim_now, 1_763_700_000 * 10**9]
+    assert all(t.ts_recv == 1_795_236_907 * 10**9 for t in res.ticks)
+    plain = kw.decode_frame(frame, ts_recv=1_795_236_907 * 10**9)
+    assert plain.ticks[0].ts_exchange == 1_795_236_907 * 10**9

@@ -303,13 +303,32 @@ _PARSERS: Final[dict[int, _Parser]] = {
 
 
 def decode_frame(
-    frame: bytes, *, ts_recv: int, resolve: SymbolResolver | None = None, source: str = "kite"
+    frame: bytes,
+    *,
+    ts_recv: int,
+    resolve: SymbolResolver | None = None,
+    source: str = "kite",
+    ts_exchange_default: int | None = None,
 ) -> DecodeResult:
     """Decode one binary frame. Never raises: undecodable packets become Rejects.
 
     A frame of only full (or only quote) packets takes a fast path (one C-level unpack loop);
     any other frame is walked packet by packet, dispatching on each packet's exact length.
+    Packets without an exchange timestamp (LTP, quote, index quote) get ``ts_exchange_default``
+    when given (the feed's exchange clock: a simulator's session clock), else ``ts_recv``.
     """
+    result = _decode_frame(frame, ts_recv, resolve, source)
+    if ts_exchange_default is not None and ts_exchange_default != ts_recv and result.ticks:
+        result.ticks = [
+            replace(t, ts_exchange=ts_exchange_default) if t.ts_exchange == ts_recv else t
+            for t in result.ticks
+        ]
+    return result
+
+
+def _decode_frame(
+    frame: bytes, ts_recv: int, resolve: SymbolResolver | None, source: str
+) -> DecodeResult:
     n = len(frame)
     if n == 1:
         return DecodeResult([], [], 0, heartbeat=True)
