@@ -203,6 +203,13 @@ class StoreConformance:
         assert got == [*m1, bare]
         assert await store.query_candles("NSE", 2885, Interval.M5, 0, 2**62) == m5
 
+    async def test_store_candles_all_optional_fields_none_read_back_equal(
+        self, store: TickStore
+    ) -> None:
+        candles = [make_candle(i, indicators=None, oi=None) for i in range(3)]
+        assert await store.write_candles(candles) == 3
+        assert await store.query_candles("NSE", 2885, Interval.M1, 0, 2**62) == candles
+
     async def test_store_candle_revision_replaces_and_older_is_ignored(
         self, store: TickStore
     ) -> None:

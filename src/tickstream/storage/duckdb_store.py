@@ -129,7 +129,8 @@ _CANDLE_QUERY = (
 _INSTRUMENT_UPSERT = (
     "INSERT OR REPLACE INTO instruments VALUES (?, ?, ?, ?, ?, ?, ?)"  # exchange..payload
 )
-_MIN_KEY = (-(2**63), -(2**63), -(2**63))
+# (exchange, token, ts_exchange, ts_recv, tick_id) below every real key: where a scan starts
+_SCAN_START = ("", -(2**63), -(2**63), -(2**63), -(2**63))
 
 
 class DuckDBStore:
@@ -233,7 +234,7 @@ class DuckDBStore:
         self, start_ns: int, end_ns: int, *, exchange: str | None = None, batch_size: int = 50_000
     ) -> AsyncIterator[list[Tick]]:
         """Hot-table ticks only (the archive is what this feeds)."""
-        last: tuple[Any, ...] = ("", *_MIN_KEY, -(2**63))
+        last: tuple[Any, ...] = _SCAN_START
         while True:
             params = [start_ns, end_ns, exchange, exchange, *last, batch_size]
             rows = await self._run(lambda p: self._db.execute(_SCAN, p).fetchall(), params)
