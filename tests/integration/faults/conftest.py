@@ -153,7 +153,7 @@ async def start_run(
 ) -> FaultRun:
     log_path = settings.data_dir / "emissions.jsonl"
     config = sim_config or SimConfig(
-        seed=random.randrange(1, 2**31),  # noqa: S311 - distinct markets per run, not security
+        seed=random.randrange(1, 2**31),  # distinct markets per run
         tick_interval_ms=settings.sim_tick_interval_ms,
         emission_log=log_path,
         heartbeat_s=SIM_HEARTBEAT_S,

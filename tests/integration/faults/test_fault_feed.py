@@ -113,7 +113,7 @@ async def test_fault_token_expiry_relogin_resumes_without_loss(
     run = await fault_run()
     feed = run.asm.feed
     token_file = tmp_path / "kite_token"
-    feed.adapter.auth.token_file = token_file  # type: ignore[union-attr]
+    feed.adapter.auth.token_file = token_file
     old = set(run.conn_ids())
     # Act: tokens expire, the live socket drops; the old token is refused (403)
     run.sim.expire_tokens()
