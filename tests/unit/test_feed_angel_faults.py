@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 
 import pytest
-from feed_support import EQUITIES, FAST, UNIVERSE, Stepper, running, sim_config, wait_for
+from feed_support import EQUITIES, FAST, STEP_NS, UNIVERSE, Stepper, running, sim_config, wait_for
 
 from tickstream.feeds.angelone.auth import AngelAuth
 from tickstream.feeds.angelone.websocket import AngelOneFeed
@@ -57,7 +57,10 @@ async def test_angel_token_expiry_reauths_once_and_resubscribes_exactly(
     async with running(feed) as got:
         await wait_for(lambda: len(got.ticks) >= 14, "the initial snapshots")
         before = sim_keys(server)
-        server.expire_tokens()  # the daily reset: live sockets stay up, new handshakes fail
+        # The daily reset at a set exchange time: live sockets stay up, new handshakes fail.
+        server.faults.set(None, expire_tokens_at_ns=stepper.now + 3 * STEP_NS)
+        jwt = auth.session.jwt if auth.session else ""
+        await stepper.until(lambda: not server.authority.angel_jwt_valid(jwt), "the expiry")
         server.faults.set(None, close=True)
         await wait_for(lambda: feed.health().reconnects == 1, "the reconnect")
         await stepper.until(lambda: bool(got.gaps), "the gap event")

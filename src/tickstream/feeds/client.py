@@ -186,7 +186,9 @@ class ShardedFeed:
         now = asyncio.get_running_loop().time()
         seen = self._seen
         for tick in ticks:
-            seen[(tick.exchange, tick.token)] = now
+            key = (tick.exchange, tick.token)
+            if key in seen:  # a late tick of an unsubscribed instrument must not come back
+                seen[key] = now
         self._put(ticks)
 
     def on_gap(self, event: GapEvent) -> None:
