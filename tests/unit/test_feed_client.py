@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 from pathlib import Path
 
 import pytest
@@ -74,3 +75,55 @@ async def test_kite_expired_token_waits_for_new_file_token_then_resumes(tmp_path
     assert waiting.auth_attempts >= 2  # each attempt re-read the file; none reconnected
     assert waiting.connections[0].last_error == "http_403"
     assert [g.cause for g in got.gaps] == ["closed_no_frame+http_403"]
+
+
+async def test_kite_reader_never_waits_for_a_stuck_consumer() -> None:
+    config = FeedConfig(
+        reconnect_delay_initial_secs=0.02, queue_max_batches=4, stale_after_secs=30.0
+    )
+    async with SimServer(sim_config()) as sim:
+        c = sim.credentials
+        feed = KiteTicker(KiteAuth(c.kite_api_key, access_token=c.kite_access_token), config,
+                          url=sim.kite_ws_url, heartbeat_secs=0.2)  # fmt: skip
+        stepper = Stepper(sim)
+        await feed.subscribe(EQUITIES[:5], Mode.QUOTE)
+        await feed.start()  # nobody reads events() yet
+        await stepper.until(lambda: feed.dropped_batches >= 10, "dropped batches")
+        beat = feed.health().last_heartbeat_ns or 0
+        await wait_for(lambda: (feed.health().last_heartbeat_ns or 0) > beat, "a later heartbeat")
+        queued = drain(feed)
+        stepper.step()
+        await wait_for(lambda: not feed._queue.empty(), "data after the backlog")
+        after = drain(feed)
+        health = feed.health()
+        await feed.stop()
+
+    assert len(queued) == 4 and all(isinstance(e, list) for e in queued)
+    gap = after[0]
+    assert isinstance(gap, GapEvent) and gap.cause == "queue_overflow"
+    assert set(gap.instruments or ()) <= {(i.exchange, i.token) for i in EQUITIES[:5]}
+    assert health.reconnects == 0
+    assert health.dropped_batches == feed.dropped_batches >= 10
+
+
+async def test_kite_socket_logs_never_show_the_access_token(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    async with SimServer(sim_config()) as sim:
+        c = sim.credentials
+        feed = KiteTicker(KiteAuth(c.kite_api_key, access_token=c.kite_access_token), FAST,
+                          url=sim.kite_ws_url, heartbeat_secs=0.2)  # fmt: skip
+        await feed.subscribe(EQUITIES[:2], Mode.QUOTE)
+        with caplog.at_level(logging.DEBUG):
+            async with running(feed) as got:
+                await wait_for(lambda: len(got.ticks) >= 2, "data")
+                sim.expire_tokens()
+                sim.faults.set(None, close=True)  # reconnect, refused with 403
+                await wait_for(lambda: feed.health().auth_attempts >= 1, "the refusal")
+
+    # The simulator's own server logs (the broker's side) are not ours to judge.
+    ours = [
+        r for r in caplog.records if not r.name.startswith(("websockets.server", "tickstream.sim"))
+    ]
+    assert "tickstream.feeds.connection" in {r.name for r in ours}
+    assert all(c.kite_access_token not in r.getMessage() for r in ours)

@@ -9,6 +9,7 @@ credentials. Everything about *when* (reconnects, liveness, sharding, gaps) live
 from __future__ import annotations
 
 import enum
+import logging
 import time
 from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass
@@ -20,7 +21,13 @@ from tickstream.feeds.registry import Entry, Limits
 from tickstream.feeds.wire_common import DecodeResult
 from tickstream.model import Instrument
 
-__all__ = ["BrokerAdapter", "FeedConfig", "TextKind"]
+__all__ = ["WS_LOGGER", "BrokerAdapter", "FeedConfig", "TextKind"]
+
+#: The websockets library's logger for our broker sockets. Capped at INFO: at DEBUG, websockets
+#: logs the handshake request line (Kite's carries the access token in its query) and every
+#: frame, which would leak a secret and cost a log record per tick frame.
+WS_LOGGER = logging.getLogger("tickstream.feeds.ws")
+WS_LOGGER.setLevel(logging.INFO)
 
 
 class TextKind(enum.Enum):

@@ -26,7 +26,7 @@ from typing import Final
 import msgspec
 from websockets.asyncio.client import ClientConnection, connect
 
-from tickstream.feeds.adapter import FeedConfig, TextKind
+from tickstream.feeds.adapter import WS_LOGGER, FeedConfig, TextKind
 from tickstream.feeds.angelone import wire
 from tickstream.feeds.angelone.auth import AngelAuth
 from tickstream.feeds.base import AuthError
@@ -120,6 +120,7 @@ class AngelAdapter:
         return await connect(
             self.url, additional_headers=headers, ping_interval=None, compression=None,
             max_size=2**20, open_timeout=self.open_timeout_secs, close_timeout=1.0,
+            logger=WS_LOGGER,
         )  # fmt: skip
 
     def _requests(self, action: int, entries: Sequence[tuple[Hashable, Entry]]) -> list[str]:

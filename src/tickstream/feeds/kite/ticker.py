@@ -15,7 +15,7 @@ from urllib.parse import urlencode
 
 from websockets.asyncio.client import ClientConnection, connect
 
-from tickstream.feeds.adapter import FeedConfig, TextKind
+from tickstream.feeds.adapter import WS_LOGGER, FeedConfig, TextKind
 from tickstream.feeds.client import ShardedFeed, entries_by_mode
 from tickstream.feeds.kite import wire
 from tickstream.feeds.kite.auth import KiteAuth
@@ -75,7 +75,7 @@ class KiteAdapter:
         sep = "&" if "?" in self.url else "?"
         return await connect(
             f"{self.url}{sep}{query}", ping_interval=None, compression=None, max_size=2**22,
-            open_timeout=self.open_timeout_secs, close_timeout=1.0,
+            open_timeout=self.open_timeout_secs, close_timeout=1.0, logger=WS_LOGGER,
         )  # fmt: skip
 
     def subscribe_messages(self, entries: Sequence[tuple[Hashable, Entry]]) -> list[str]:
