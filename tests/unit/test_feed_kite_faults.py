@@ -113,7 +113,7 @@ async def test_kite_mute_feed_marks_stale_without_reconnecting(sim: SimServer) -
 
 
 async def test_kite_quiet_market_only_heartbeats_zero_reconnects(sim: SimServer) -> None:
-    """Minutes of a quiet market, compressed: the sim's heartbeat is 50 ms instead of Kite's 1 s
+    """Minutes of a quiet market, compressed: the sim's heartbeat is 50 ms instead of Kite's ~1 s
     (the client's liveness bound is scaled down too), so 3 s of wall time carry 60 heartbeats, a
     minute of a real quiet Kite connection; the subscribed instruments never trade."""
     feed = ticker(sim)

@@ -2,8 +2,9 @@
 
 What: ``wss://ws.kite.trade?api_key=..&access_token=..``; at most 3 connections per api key and
 3000 instruments per connection; binary frames decoded by :mod:`tickstream.feeds.kite.wire`; a
-1-byte heartbeat from the server when there is no data (``heartbeat_secs``, 1 s), so silence for
-3 x that aborts the socket; JSON text frames ``{"type": "error", ...}`` surfaced. How: everything
+1-byte heartbeat from the server when there is no data; ``heartbeat_secs`` (2.5 s, the SDK's own
+ping period: Kite documents "every couple of seconds", not an exact period) times the factor (3)
+of silence aborts the socket; JSON text frames ``{"type": "error", ...}`` surfaced. How: everything
 else is :class:`~tickstream.feeds.client.ShardedFeed`.
 """
 
@@ -28,6 +29,7 @@ __all__ = ["KITE_WS_URL", "KiteAdapter", "KiteTicker"]
 KITE_WS_URL: Final = "wss://ws.kite.trade"
 MAX_INSTRUMENTS: Final = 3000
 MAX_CONNECTIONS: Final = 3
+HEARTBEAT_SECS: Final = 2.5
 _MODES: Final = {m.value: m for m in Mode}
 
 
@@ -43,7 +45,7 @@ class KiteAdapter:
         auth: KiteAuth,
         *,
         url: str = KITE_WS_URL,
-        heartbeat_secs: float = 1.0,
+        heartbeat_secs: float = HEARTBEAT_SECS,
         max_instruments: int = MAX_INSTRUMENTS,
         max_connections: int = MAX_CONNECTIONS,
         open_timeout_secs: float = 10.0,
@@ -120,7 +122,7 @@ class KiteTicker(ShardedFeed):
         config: FeedConfig | None = None,
         *,
         url: str = KITE_WS_URL,
-        heartbeat_secs: float = 1.0,
+        heartbeat_secs: float = HEARTBEAT_SECS,
         max_instruments: int = MAX_INSTRUMENTS,
         max_connections: int = MAX_CONNECTIONS,
     ) -> None:
