@@ -126,9 +126,31 @@ def test_candles_cli_jsonl_ticks() -> None:
 
 
 def test_candles_cli_missing_column_is_an_error() -> None:
-    result = runner.invoke(app, ["candles", "-"], input="ts,symbol,ltp\n1,A,1.0\n")
+    result = runner.invoke(app, ["candles", "-"], input="ts,symbol,volume\n1,A,1\n")
     assert result.exit_code == 2
-    assert "volume|ltq" in result.output
+    assert "lacks required column(s): ltp" in result.output
+
+
+def test_candles_cli_no_volume_column_index_candles_volume_zero() -> None:
+    text = (
+        "ts,symbol,ltp\n"
+        "2022-11-21T09:15:01+05:30,NIFTY 50,18246.4\n"
+        "2022-11-21T09:15:30+05:30,NIFTY 50,18253.15\n"
+        "2022-11-21T09:15:59+05:30,NIFTY 50,18224.4\n"
+        "2022-11-21T09:16:00+05:30,NIFTY 50,18225.65\n"
+    )
+    result = runner.invoke(app, ["candles", "--exchange", "INDICES", "-"], input=text)
+    assert result.exit_code == 0, result.output
+    lines = result.stdout.strip().splitlines()
+    # first bucket: we joined at 09:15:01, after its start, so it is flagged partial
+    assert (
+        lines[1]
+        == "2022-11-21T09:15:00+05:30,NIFTY 50,18246.4,18253.15,18224.4,18224.4,0,3,true,false"
+    )
+    assert (
+        lines[2]
+        == "2022-11-21T09:16:00+05:30,NIFTY 50,18225.65,18225.65,18225.65,18225.65,0,1,false,false"
+    )
 
 
 def test_candles_cli_time_without_offset_is_an_error() -> None:

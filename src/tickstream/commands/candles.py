@@ -9,7 +9,8 @@ Input (FILE, or ``-`` for stdin) is detected from its first non-blank character:
   ``price``, ``last_price``), and ``volume`` = the *cumulative* day volume. A file without a
   cumulative column may give ``ltq`` (or ``qty``, ``quantity``) instead: it is summed here, per
   symbol, into a cumulative volume from 0 (so every quantity lands in a candle) before the
-  builder sees it (the builder itself never sums quantities). Optional: ``token`` (else tokens
+  builder sees it (the builder itself never sums quantities). A file with neither (an index,
+  like NIFTY 50, has no volume) gives candles with volume 0. Optional: ``token`` (else tokens
   are numbered by first appearance of each symbol), ``exchange`` (else ``--exchange``), ``oi``.
 
 Timestamps are parsed as by ``tickstream indicators``: an integer is epoch s/ms/us/ns chosen by
@@ -41,8 +42,8 @@ HELP: Final = (
     "Build candles from ticks (CSV or JSON lines; FILE or - for stdin) and write a candles CSV "
     "to stdout.\n\n"
     "CSV columns: ts (ISO-8601 with offset, or epoch s/ms/us/ns), symbol, ltp, volume "
-    "(cumulative) or ltq; optional token, exchange, oi. Candles align to the IST session open; "
-    "ticks outside the session make none.\n\n"
+    "(cumulative) or ltq (neither: volume 0, as for indices); optional token, exchange, oi. "
+    "Candles align to the IST session open; ticks outside the session make none.\n\n"
     "Example: tickstream candles --interval 5m --exchange NSE ticks.csv > candles_5m.csv"
 )
 OUTPUT_COLUMNS: Final = (
@@ -79,9 +80,8 @@ def _columns(header: list[str]) -> dict[str, int]:
                 found[name] = lower.index(alias)
                 break
     missing = [n for n in ("ts", "symbol", "ltp") if n not in found]
-    if missing or ("volume" not in found and "ltq" not in found):
-        need = ", ".join(missing + ([] if "volume" in found or "ltq" in found else ["volume|ltq"]))
-        raise ValueError(f"CSV header lacks required column(s): {need}")
+    if missing:
+        raise ValueError(f"CSV header lacks required column(s): {', '.join(missing)}")
     return found
 
 
@@ -103,9 +103,10 @@ def csv_ticks(lines: Iterable[str], exchange: str) -> Iterator[Tick]:
         else:
             token = tokens.setdefault(symbol, len(tokens) + 1)
         source = "file"
+        volume: int | None = None
         if "volume" in cols:
             volume = int(float(row[cols["volume"]]))
-        else:
+        elif "ltq" in cols:
             volume = cumulative[symbol] = cumulative.get(symbol, 0) + int(row[cols["ltq"]])
             source = LTQ_SOURCE
         ts = parse_ts(row[cols["ts"]])
