@@ -16,8 +16,10 @@ def run(
         None, "--duration-secs", help="Stop by itself after this many seconds (demos, tests)."
     ),
 ) -> None:
-    """Start the simulator (or real brokers when credentials are set), the pipeline, storage and the
-    dashboard; stop cleanly on Ctrl-C or SIGTERM."""
+    """Run everything in one process: feed, pipeline, storage, dashboard; Ctrl-C stops cleanly.
+
+    The feed is the built-in exchange simulator unless broker credentials are configured.
+    """
     import asyncio
     import logging
 
