@@ -28,9 +28,10 @@ Verdict on ticks (:func:`check_ticks`)
 
 Verdict on candles (:func:`check_candles`)
     Stored candles against an independent resample of the stored ticks (bucket by
-    :func:`tickstream.calendar.bucket_start`; OHLC in arrival order; volume from cumulative-volume
-    deltas within an IST day, the first tick of an instrument being the baseline). Volume is
-    compared only where the resample knows the volume before the bucket.
+    :func:`tickstream.calendar.bucket_start`; OHLC in arrival order (exchange time, cumulative
+    volume, receive time); volume from cumulative-volume deltas within an IST day, the first tick
+    of an instrument being the baseline). Volume is compared where the resample knows the volume
+    before the bucket.
 """
 
 from __future__ import annotations
@@ -296,14 +297,21 @@ def _volume_deltas(ticks: Sequence[Tick]) -> list[tuple[int, bool]]:
     return out
 
 
+def _arrival(t: Tick) -> tuple[int, int, int]:
+    """Arrival order of one instrument's stored ticks: exchange time, then cumulative volume
+    (it only grows within a second), then receive time (wall clock: a clock step can reorder
+    ticks of one second by it alone)."""
+    return (t.ts_exchange, t.volume or 0, t.ts_recv)
+
+
 def resample(ticks: Iterable[Tick], intervals: Sequence[Interval]) -> dict[CandleKey, _Bar]:
-    """Independent candles of stored ticks (per instrument in receive order)."""
+    """Independent candles of stored ticks (per instrument in arrival order, see ``_arrival``)."""
     by_inst: dict[tuple[str, int], list[Tick]] = defaultdict(list)
     for t in ticks:
         by_inst[(t.exchange, t.token)].append(t)
     bars: dict[CandleKey, _Bar] = {}
     for (exchange, token), series in by_inst.items():
-        series.sort(key=lambda t: (t.ts_recv, t.ts_exchange))
+        series.sort(key=_arrival)
         for t, (dv, known) in zip(series, _volume_deltas(series), strict=True):
             if not t.ltp:
                 continue
