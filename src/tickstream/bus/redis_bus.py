@@ -119,8 +119,14 @@ class RedisBus:
         stream_buffer_max: int = 200_000,
         client: Redis | None = None,
     ) -> None:
+        # socket_timeout bounds every reply wait (blocking reads use BLOCK <= a few seconds), so a
+        # half-open connection surfaces as an error instead of a hang.
         self.client: Redis = client or Redis.from_url(
-            url, socket_connect_timeout=5.0, health_check_interval=15
+            url,
+            socket_connect_timeout=5.0,
+            socket_timeout=30.0,
+            socket_keepalive=True,
+            health_check_interval=15,
         )
         self.stream_prefix = stream_prefix
         self.streams = StreamPublisher(
