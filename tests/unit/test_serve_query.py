@@ -6,9 +6,11 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from tickstream.calendar import ist_datetime
 from tickstream.model import NS_PER_SEC, Instrument
 from tickstream.serve.query import parse_key, parse_time, search_universe, time_range
 from tickstream.serve.resolve import Resolver
+from tickstream.serve.wire import ist_iso
 
 T0 = 1_733_111_100 * NS_PER_SEC  # 2024-12-02T09:15:00+05:30
 
@@ -102,3 +104,8 @@ def test_resolver_forms_and_ambiguity() -> None:
 def test_resolver_never_raises(ref: object) -> None:
     out = Resolver(UNIVERSE).resolve(ref)
     assert isinstance(out, str | Instrument)
+
+
+@given(st.integers(0, 4_102_444_800 * NS_PER_SEC))
+def test_ist_iso_equals_aware_datetime_isoformat(ts_ns: int) -> None:
+    assert ist_iso(ts_ns) == ist_datetime(ts_ns).isoformat()

@@ -20,7 +20,13 @@ from tickstream.serve import query as q
 from tickstream.serve.health import health_report, stats_report
 from tickstream.serve.security import ApiKey, AuthError, Scope
 from tickstream.serve.state import ServeState
-from tickstream.serve.wire import candle_dict, encode, instrument_dict, tick_dict
+from tickstream.serve.wire import (
+    candle_rest_json,
+    encode,
+    envelope,
+    instrument_dict,
+    tick_rest_json,
+)
 from tickstream.storage.base import StoreUnavailableError, TickStore
 
 __all__ = ["router", "v1"]
@@ -192,17 +198,16 @@ async def historical_ticks(
         raise HTTPException(503, "store unavailable; retry shortly") from None
     except ValueError as exc:
         raise HTTPException(400, str(exc)) from None
-    return _json(
-        {
-            "instrument": f"{ex}:{token}",
-            "symbol": symbol,
-            "start": start_ns,
-            "end": end_ns,
-            "count": len(page.ticks),
-            "ticks": [tick_dict(t) for t in page.ticks],
-            "next_cursor": page.next_cursor,
-        }
-    )
+    meta = {
+        "instrument": f"{ex}:{token}",
+        "symbol": symbol,
+        "start": start_ns,
+        "end": end_ns,
+        "count": len(page.ticks),
+        "next_cursor": page.next_cursor,
+    }
+    body = envelope(meta, "ticks", [tick_rest_json(t) for t in page.ticks])
+    return Response(body, media_type="application/json")
 
 
 @v1.get("/historical/candles", summary="One instrument's candles in [start, end)")
@@ -227,17 +232,16 @@ async def historical_candles(
         candles = await store.query_candles(ex, token, iv, start_ns, end_ns)
     except StoreUnavailableError:
         raise HTTPException(503, "store unavailable; retry shortly") from None
-    return _json(
-        {
-            "instrument": f"{ex}:{token}",
-            "symbol": symbol,
-            "interval": iv.value,
-            "start": start_ns,
-            "end": end_ns,
-            "count": len(candles),
-            "candles": [candle_dict(c, indicators=indicators) for c in candles],
-        }
-    )
+    meta = {
+        "instrument": f"{ex}:{token}",
+        "symbol": symbol,
+        "interval": iv.value,
+        "start": start_ns,
+        "end": end_ns,
+        "count": len(candles),
+    }
+    items = [candle_rest_json(c, indicators=indicators) for c in candles]
+    return Response(envelope(meta, "candles", items), media_type="application/json")
 
 
 def _instrument(s: ServeState, ref: str) -> tuple[str, int, str | None]:

@@ -1,0 +1,427 @@
+"""Serve benchmark: WebSocket tick-to-client latency under load, and historical candle latency.
+
+Setup (one run): a server child process (this file with ``--child``) runs two instances of the real
+app under uvicorn over one DuckDB store (memory bus and ring buffer each): "a" is ours, "b" the
+baseline that sends one WebSocket message per tick (``batch_max=1``). Ticks (10k/s across 500
+instruments, a batch every 10 ms, ``ts_recv`` stamped at publish) go only to the instance being
+measured. This process opens 100 WebSocket clients, each subscribed to ``--per-client``
+(default 5) instruments so that together they cover all 500, and records, per tick,
+``receive time - ts_recv`` (one host, one clock).
+
+Rows (each with its latency histogram in ``extra``):
+* ``ws tick-to-client p99`` — ours (batched fan-out) beside the one-message-per-tick baseline;
+* ``ws p99 with a stalled client`` — the same clients while one extra client subscribed to all
+  500 instruments never reads (it only loses its own oldest messages), beside the p99 without it;
+* ``historical candles p99`` — ``GET /api/v1/historical/candles`` (one day of 1m bars with
+  indicators, HTTP keep-alive) beside the bare ``store.query_candles`` call in the server.
+
+Targets: p99 tick-to-client < 5 ms; historical candles p99 < 20 ms. Both are latencies on a shared
+machine: the host load average is recorded with the results.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import msgspec
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _common import Result, emit
+
+N_INSTRUMENTS = 500
+RATE = 10_000  # ticks per second in
+BATCH_EVERY_S = 0.010
+BUCKETS_MS = (0.5, 1, 2, 5, 10, 20, 50, 100)
+CANDLE_INSTRUMENTS = 5
+
+
+# ------------------------------------------------------------------------------------ child
+async def child_main(data_dir: Path, quick: bool) -> None:
+    """Two servers on one store: "a" batches (ours), "b" sends one message per tick (baseline).
+    Each has its own bus; ticks are published only to the one being measured (stdin commands
+    ``go a``, ``go b``, ``stop``)."""
+    from tickstream.bus.memory import MemoryBus
+    from tickstream.config import Settings
+    from tickstream.serve.app import create_app
+    from tickstream.serve.context import ServeContext
+    from tickstream.serve.fanout import WsLimits
+    from tickstream.serve.security import KeyStore, Scope
+    from tickstream.serve.server import HttpServer
+    from tickstream.storage.duckdb_store import DuckDBStore
+    from tickstream.storage.ringbuffer import MemoryRingBuffer
+
+    insts, ticks = _universe()
+    store = DuckDBStore(data_dir / "bench.duckdb")
+    await store.open()
+    await store.upsert_instruments(insts)
+    await store.write_candles(_day_of_candles(insts[:CANDLE_INSTRUMENTS]))
+    settings = Settings(data_dir=data_dir, port=0)
+    keys = KeyStore()
+    key, _ = keys.create([Scope.READ], rate_per_sec=1e6, burst=1_000_000, save=False)
+    servers: dict[str, tuple[Any, Any, Any]] = {}
+    for name, batch_max in (("a", 2000), ("b", 1)):
+        bus = MemoryBus()
+        await bus.start()
+        ctx = ServeContext(settings, bus, store, MemoryRingBuffer(100), None, insts)
+        app = create_app(ctx, keys=keys, limits=WsLimits(queue_max=5000, batch_max=batch_max))
+        server = HttpServer(app, "127.0.0.1", 0)
+        await server.start()
+        servers[name] = (bus, app, server)
+    direct = await _direct_candles(store, insts[:CANDLE_INSTRUMENTS], 60 if quick else 300)
+    ports = {name: srv.port for name, (_, _, srv) in servers.items()}
+    print(json.dumps({"ports": ports, "key": key, "direct_ms": direct}), flush=True)
+    report = await _serve_commands(servers, ticks)
+    print(json.dumps(report), flush=True)
+    for _, _, server in servers.values():
+        await server.stop()
+    await store.close()
+
+
+async def _serve_commands(servers: dict[str, tuple[Any, Any, Any]], ticks: list[Any]) -> Any:
+    from tickstream.pipeline.engine import TOPIC_TICKS
+
+    loop = asyncio.get_running_loop()
+    cpu: dict[str, float] = {}
+    publisher: asyncio.Task[None] | None = None
+    current, cpu0, t0 = "", 0.0, 0.0
+    while True:
+        cmd = (await loop.run_in_executor(None, sys.stdin.readline)).split()
+        if publisher is not None:
+            publisher.cancel()
+            cpu[current] = (time.process_time() - cpu0) / (time.monotonic() - t0)
+            publisher = None
+        if not cmd or cmd[0] == "stop":
+            stats = {name: app.state.serve.hub.stats() for name, (_, app, _) in servers.items()}
+            return {"cpu_per_s": cpu, "ws": stats}
+        current, cpu0, t0 = cmd[1], time.process_time(), time.monotonic()
+        publisher = asyncio.create_task(_publish(servers[current][0], TOPIC_TICKS, ticks))
+
+
+def _universe() -> tuple[list[Any], list[Any]]:
+    from tickstream.model import Instrument, Mode, Tick
+
+    insts = [
+        Instrument(exchange="NSE", token=10_000 + i, symbol=f"SYM{i:03d}", tick_size=0.05)
+        for i in range(N_INSTRUMENTS)
+    ]
+    ticks = [
+        Tick(
+            exchange="NSE",
+            token=i.token,
+            symbol=i.symbol,
+            source="bench",
+            ts_exchange=0,
+            ts_recv=0,
+            ltp=1000.0,
+            ltq=10,
+            volume=100_000,
+            bid=999.95,
+            ask=1000.05,
+            bid_qty=50,
+            ask_qty=40,
+            open=990.0,
+            high=1010.0,
+            low=985.0,
+            close=995.0,
+            mode=Mode.QUOTE,
+        )
+        for i in insts
+    ]
+    return insts, ticks
+
+
+def _day_of_candles(insts: list[Any]) -> list[Any]:
+    import datetime as dt
+
+    from tickstream.calendar import ist_ns
+    from tickstream.model import Candle, Indicators, Interval
+
+    start = ist_ns(dt.date(2024, 12, 2), 9, 15)
+    ind = Indicators(ema_9=1.0, ema_21=1.0, rsi_14=50.0, bb_upper=2.0, bb_middle=1.0, bb_lower=0.5)
+    return [
+        Candle(
+            exchange=i.exchange,
+            token=i.token,
+            symbol=i.symbol,
+            interval=Interval.M1,
+            start=start + m * 60_000_000_000,
+            open=1.0,
+            high=2.0,
+            low=0.5,
+            close=1.5,
+            volume=100,
+            ticks=10,
+            indicators=ind,
+        )
+        for i in insts
+        for m in range(375)
+    ]
+
+
+async def _direct_candles(store: Any, insts: list[Any], n: int) -> list[float]:
+    import datetime as dt
+
+    from tickstream.calendar import ist_ns
+    from tickstream.model import Interval
+
+    start = ist_ns(dt.date(2024, 12, 2), 9, 0)
+    out = []
+    for k in range(n):
+        i = insts[k % len(insts)]
+        t0 = time.perf_counter_ns()
+        await store.query_candles(i.exchange, i.token, Interval.M1, start, start + 86_400 * 10**9)
+        out.append((time.perf_counter_ns() - t0) / 1e6)
+    return out
+
+
+async def _publish(bus: Any, topic: str, templates: list[Any]) -> None:
+    per_batch = int(RATE * BATCH_EVERY_S)
+    replace = msgspec.structs.replace
+    n = 0
+    next_at = time.monotonic()
+    while True:
+        now = time.time_ns()
+        batch = []
+        for _ in range(per_batch):
+            t = templates[n % len(templates)]
+            batch.append(replace(t, ts_exchange=now, ts_recv=now, ltp=1000.0 + (n % 97) * 0.05))
+            n += 1
+        await bus.publish_many(topic, batch)
+        next_at += BATCH_EVERY_S
+        await asyncio.sleep(max(0.0, next_at - time.monotonic()))
+
+
+# ------------------------------------------------------------------------------------ parent
+class _T(msgspec.Struct):
+    ts_recv: int
+
+
+class _Msg(msgspec.Struct):
+    type: str
+    data: list[_T] = []
+
+
+def start_child(data_dir: Path, quick: bool) -> tuple[subprocess.Popen[str], dict[str, Any]]:
+    data_dir.mkdir(parents=True, exist_ok=True)
+    args = [sys.executable, __file__, "--child", "--dir", str(data_dir)]
+    proc = subprocess.Popen(  # this very script
+        [*args, *(["--quick"] if quick else [])],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert proc.stdout is not None
+    line = proc.stdout.readline()
+    if not line:
+        raise RuntimeError("server child failed to start")
+    info: dict[str, Any] = json.loads(line)
+    return proc, info
+
+
+def command(proc: subprocess.Popen[str], text: str) -> None:
+    assert proc.stdin is not None
+    proc.stdin.write(text + "\n")
+    proc.stdin.flush()
+
+
+def stop_child(proc: subprocess.Popen[str]) -> dict[str, Any]:
+    assert proc.stdout is not None
+    command(proc, "stop")
+    out: dict[str, Any] = json.loads(proc.stdout.readline())
+    proc.wait(30)
+    return out
+
+
+async def _client(url: str, key: str, tokens: list[int], lat: list[float], rec: list[bool]) -> None:
+    from websockets.asyncio.client import connect
+
+    decode = msgspec.json.Decoder(_Msg).decode
+    async with connect(url, additional_headers={"X-API-Key": key}, max_size=None) as ws:
+        await ws.send(json.dumps({"action": "subscribe", "tokens": tokens, "backfill": 0}))
+        async for raw in ws:
+            now = time.time_ns()
+            msg = decode(raw)
+            if rec[0] and msg.type == "ticks":
+                lat.extend((now - t.ts_recv) / 1e6 for t in msg.data)
+
+
+def _stalled_client(port: int, key: str) -> socket.socket:
+    """Subscribes to every instrument over a raw socket, then never reads again."""
+    from websockets.client import ClientProtocol
+    from websockets.uri import parse_uri
+
+    proto = ClientProtocol(parse_uri(f"ws://127.0.0.1:{port}/ws"))
+    sock = socket.create_connection(("127.0.0.1", port))
+    req = proto.connect()
+    req.headers["X-API-Key"] = key
+    proto.send_request(req)
+    sock.sendall(b"".join(proto.data_to_send()))
+    proto.receive_data(sock.recv(65536))
+    tokens = [10_000 + i for i in range(N_INSTRUMENTS)]
+    proto.send_text(json.dumps({"action": "subscribe", "tokens": tokens, "backfill": 0}).encode())
+    sock.sendall(b"".join(proto.data_to_send()))
+    return sock
+
+
+async def measure_ws(
+    port: int, key: str, clients: int, per: int, secs: float, stall: bool
+) -> list[float]:
+    url = f"ws://127.0.0.1:{port}/ws"
+    lat: list[float] = []
+    rec = [False]
+    tasks = [
+        asyncio.create_task(
+            _client(
+                url,
+                key,
+                [10_000 + (c * per + k) % N_INSTRUMENTS for k in range(per)],
+                lat,
+                rec,
+            )
+        )
+        for c in range(clients)  # together the clients cover all 500 instruments
+    ]
+    stalled = _stalled_client(port, key) if stall else None
+    await asyncio.sleep(min(1.5, secs / 2))  # connect, subscribe, warm up
+    rec[0] = True
+    await asyncio.sleep(secs)
+    rec[0] = False
+    for t in tasks:
+        t.cancel()
+    await asyncio.gather(*tasks, return_exceptions=True)
+    if stalled is not None:
+        stalled.close()
+    return lat
+
+
+async def measure_candles(port: int, key: str, n: int) -> list[float]:
+    import httpx
+
+    out = []
+    params = {"interval": "1m", "start": "2024-12-02T09:00:00", "end": "2024-12-02T16:00:00"}
+    base = f"http://127.0.0.1:{port}"
+    async with httpx.AsyncClient(base_url=base, headers={"X-API-Key": key}) as client:
+        for i in range(n):
+            t0 = time.perf_counter_ns()
+            r = await client.get(
+                "/api/v1/historical/candles",
+                params={**params, "instrument": f"NSE:{10_000 + i % CANDLE_INSTRUMENTS}"},
+            )
+            out.append((time.perf_counter_ns() - t0) / 1e6)
+            assert r.status_code == 200 and r.json()["count"] == 375, r.text[:200]
+    return out
+
+
+def pct(values: list[float], q: float) -> float:
+    if not values:
+        return float("nan")
+    s = sorted(values)
+    return s[min(len(s) - 1, int(q * len(s)))]
+
+
+def histogram(values: list[float]) -> dict[str, Any]:
+    counts: dict[str, int] = {}
+    lo = 0.0
+    for hi in (*BUCKETS_MS, float("inf")):
+        label = f"{lo:g}-{hi:g}ms" if hi != float("inf") else f">{lo:g}ms"
+        counts[label] = sum(1 for v in values if lo <= v < hi)
+        lo = hi
+    return {
+        "n": len(values),
+        "p50_ms": round(pct(values, 0.50), 3),
+        "p90_ms": round(pct(values, 0.90), 3),
+        "p99_ms": round(pct(values, 0.99), 3),
+        "max_ms": round(max(values), 3) if values else None,
+        "buckets": counts,
+    }
+
+
+async def parent_main(quick: bool, clients: int, per: int) -> None:
+    secs = 1.0 if quick else 8.0
+    if quick:
+        clients = min(clients, 20)
+    proc, info = start_child(Path(tempfile.mkdtemp(prefix="bench-serve-")), quick)
+    try:
+        command(proc, "go a")
+        ours = await measure_ws(info["ports"]["a"], info["key"], clients, per, secs, stall=False)
+        stalled = await measure_ws(info["ports"]["a"], info["key"], clients, per, secs, stall=True)
+        candles = await measure_candles(info["ports"]["a"], info["key"], 60 if quick else 400)
+        command(proc, "go b")
+        base = await measure_ws(info["ports"]["b"], info["key"], clients, per, secs, stall=False)
+    finally:
+        report = stop_child(proc)
+    h_ours, h_stall, h_base = histogram(ours), histogram(stalled), histogram(base)
+    h_c, h_direct = histogram(candles), histogram(info["direct_ms"])
+    load = (
+        f"{clients} clients x {per} of {N_INSTRUMENTS} instruments, {RATE} ticks/s in; "
+        f"host load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs"
+    )
+    results = [
+        Result(
+            "serve: ws tick-to-client p99",
+            h_ours["p99_ms"],
+            h_base["p99_ms"],
+            "ms",
+            higher_is_better=False,
+            target="< 5 ms",
+            passed=h_ours["p99_ms"] < 5,
+            notes=f"{load}; baseline = one message per tick (batch_max=1)",
+            extra={
+                "ours": h_ours,
+                "baseline": h_base,
+                "server_cpu_s_per_s": report["cpu_per_s"],
+                "ws": report["ws"],
+            },
+        ),
+        Result(
+            "serve: ws p99 with a stalled client",
+            h_stall["p99_ms"],
+            h_ours["p99_ms"],
+            "ms",
+            higher_is_better=False,
+            target="~ unchanged",
+            notes="one extra client on all 500 instruments never reads; baseline = without it",
+            extra={"with_stalled": h_stall},
+        ),
+        Result(
+            "serve: historical candles p99",
+            h_c["p99_ms"],
+            h_direct["p99_ms"],
+            "ms",
+            higher_is_better=False,
+            target="< 20 ms",
+            passed=h_c["p99_ms"] < 20,
+            notes="375 1m bars with indicators over HTTP; baseline = store.query_candles direct",
+            extra={"ours": h_c, "baseline": h_direct},
+        ),
+    ]
+    emit("serve", results)
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--quick", action="store_true")
+    p.add_argument("--clients", type=int, default=100)
+    p.add_argument("--per-client", type=int, default=5, help="instruments per client")
+    p.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
+    p.add_argument("--dir", type=Path, default=None, help=argparse.SUPPRESS)
+    args = p.parse_args()
+    if args.child:
+        os.environ.pop("TICKSTREAM_PORT", None)
+        asyncio.run(child_main(args.dir, args.quick))
+        return
+    asyncio.run(parent_main(args.quick, args.clients, args.per_client))
+
+
+if __name__ == "__main__":
+    main()
