@@ -41,6 +41,16 @@ class Envelope(msgspec.Struct, frozen=True):
     data: msgspec.Raw
 
 
+class _EnvelopeOut(msgspec.Struct, frozen=True):
+    """Encoding side of :class:`Envelope`: the payload struct is encoded in the same pass."""
+
+    type: str
+    id: str
+    source: str
+    ts: int
+    data: Any
+
+
 class EnvelopeHeader(msgspec.Struct, frozen=True):
     """The envelope without its payload: what a consumer needs to route or deduplicate."""
 
@@ -96,15 +106,10 @@ def event_id(value: Any) -> str:
 
 
 def encode_envelope(value: Any, *, source: str, ts: int, id_: str | None = None) -> bytes:
-    """The envelope JSON for ``value``; its payload is encoded once and embedded raw."""
-    env = Envelope(
-        type=event_type(value),
-        id=id_ if id_ is not None else event_id(value),
-        source=source,
-        ts=ts,
-        data=msgspec.Raw(encode_value(value)),
-    )
-    return _encoder.encode(env)
+    """The envelope JSON for ``value``, encoded in one pass (raw bytes are embedded as JSON)."""
+    data = msgspec.Raw(bytes(value)) if isinstance(value, bytes | bytearray | memoryview) else value
+    id_ = id_ if id_ is not None else event_id(value)
+    return _encoder.encode(_EnvelopeOut(event_type(value), id_, source, ts, data))
 
 
 _env_decoder: Final = msgspec.json.Decoder(Envelope)

@@ -98,6 +98,8 @@ class KafkaProducer:
             "compression.type": "lz4",
             "queue.buffering.max.messages": 500_000,
             "delivery.timeout.ms": 120_000,
+            # Only failures come back as callbacks: success needs no per-message Python call.
+            "delivery.report.only.error": True,
         }
         conf.update(config or {})
         self._producer = Producer(conf)
@@ -105,16 +107,22 @@ class KafkaProducer:
         self._max_attempts = max_attempts
         self._failed: list[tuple[str, bytes | None, bytes, int, KafkaError]] = []
         self._fatal: KafkaDeliveryError | None = None
-        self.delivered = 0
+        self.produced = 0
+        self.failed = 0
         self.retried = 0
 
     def __len__(self) -> int:
         return len(self._producer)
 
+    @property
+    def delivered(self) -> int:
+        """Messages acknowledged by the broker (exact once ``flush`` has returned)."""
+        return self.produced - len(self._producer) - self.failed
+
     def _on_delivery(self, attempt: int, err: KafkaError | None, msg: Message) -> None:
-        if err is None:
-            self.delivered += 1
+        if err is None:  # only with delivery.report.only.error turned off
             return
+        self.failed += 1
         value = msg.value() or b""
         self._failed.append((msg.topic() or "", msg.key(), value, attempt, err))
 
@@ -131,6 +139,8 @@ class KafkaProducer:
                 raise self._fatal
             log.warning("delivery to %s failed (%s); retrying", topic, err.str())
             self.retried += 1
+            self.failed -= 1
+            self.produced -= 1  # _produce counts it again
             self._produce(topic, value, key, attempt + 1)
 
     def _produce(self, topic: str, value: bytes, key: bytes | str | None, attempt: int) -> None:
@@ -138,6 +148,7 @@ class KafkaProducer:
         while True:
             try:
                 self._producer.produce(topic, value, key, on_delivery=callback)
+                self.produced += 1
                 return
             except BufferError:  # local queue full: serve callbacks and try again
                 self._producer.poll(0.05)
@@ -162,6 +173,8 @@ class KafkaProducer:
                 produce(topic, payload, key, on_delivery=callback)
             except BufferError:
                 self._produce(topic, payload, key, 1)
+                continue
+            self.produced += 1
         self._producer.poll(0)
 
     def poll(self) -> None:
