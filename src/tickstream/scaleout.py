@@ -39,6 +39,7 @@ __all__ = [
     "FANOUT_TICKS",
     "ProcessWorker",
     "Processor",
+    "feed_source",
     "run_ingest",
     "sim_source",
 ]
@@ -99,6 +100,17 @@ async def sim_source(
         batch = market.step(clock.now_ns())
         if batch:
             yield batch
+
+
+async def feed_source(feed: Any) -> AsyncIterator[list[Tick]]:
+    """Tick batches from a started :class:`~tickstream.feeds.base.Feed` (Kite, Angel One).
+
+    The hook for the broker feeds: ``run_ingest(feed_source(feed), producer)``. Gap events are
+    not forwarded: the process workers detect gaps from sequence numbers and tick times.
+    """
+    async for event in feed.events():
+        if isinstance(event, list) and event:
+            yield event
 
 
 async def run_ingest(

@@ -20,3 +20,22 @@ def test_process_cli_help_lists_group_and_topics() -> None:
     assert result.exit_code == 0
     for option in ("--group", "--source-topic", "--candles-topic", "--intervals", "--batch"):
         assert option in result.output
+
+
+async def test_feed_source_yields_tick_batches_and_skips_gap_events() -> None:
+    from collections.abc import AsyncIterator
+
+    from tickstream.model import Tick
+    from tickstream.scaleout import feed_source
+
+    a = Tick(exchange="NSE", token=1, symbol="A", source="kite", ts_exchange=1, ts_recv=2)
+    b = Tick(exchange="NSE", token=2, symbol="B", source="kite", ts_exchange=3, ts_recv=4)
+
+    class FakeFeed:
+        async def events(self) -> AsyncIterator[object]:
+            for event in ([a], object(), [], [b, a]):
+                yield event
+
+    got = [batch async for batch in feed_source(FakeFeed())]
+
+    assert got == [[a], [b, a]]
