@@ -272,6 +272,17 @@ class RawClient:
         self.sock.close()
 
 
+async def _read_all(client: RawClient, total: int) -> list[dict[str, Any]]:
+    """Read until ``total`` ticks are accounted for (received, or reported dropped)."""
+    msgs: list[dict[str, Any]] = []
+    accounted = 0
+    while accounted < total:
+        msg = await client.recv()
+        msgs.append(msg)
+        accounted += msg["count"] if msg["type"] == "dropped" else len(msg.get("data", ()))
+    return msgs
+
+
 async def test_slow_client_gets_dropped_marker_fast_client_gets_everything(
     tmp_path: Path,
 ) -> None:
@@ -295,12 +306,7 @@ async def test_slow_client_gets_dropped_marker_fast_client_gets_everything(
                 fast_got += [t["ltp"] for t in (await recv(fast, "ticks"))["data"]]
             n += 1
         dropped = slow_client.queue.dropped_total
-        slow_msgs: list[dict[str, Any]] = []
-        accounted = 0  # ticks received + ticks reported dropped
-        while accounted < len(published):  # the slow client reads: old data, marker, newest
-            msg = await slow.recv()
-            slow_msgs.append(msg)
-            accounted += msg["count"] if msg["type"] == "dropped" else len(msg.get("data", ()))
+        slow_msgs = await _read_all(slow, len(published))
         slow.close()
         await fast.close()
     assert dropped > 0

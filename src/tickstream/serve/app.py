@@ -132,15 +132,16 @@ def create_app(
         )
     app.include_router(router)
     app.include_router(v1)
-    endpoint = WsEndpoint(state.hub, state.auth, frozenset(origins))
-
-    @app.websocket("/ws")
-    async def ws(websocket: WebSocket) -> None:
-        await endpoint(websocket)
-
+    _ws_route(app, WsEndpoint(state.hub, state.auth, frozenset(origins)))
     _static_routes(app, vendor_script(web_dir))
     app.add_exception_handler(StoreUnavailableError, _store_unavailable)
     return app
+
+
+def _ws_route(app: FastAPI, endpoint: WsEndpoint) -> None:
+    @app.websocket("/ws")
+    async def ws(websocket: WebSocket) -> None:
+        await endpoint(websocket)
 
 
 def _static_routes(app: FastAPI, vendor: Path | None) -> None:
