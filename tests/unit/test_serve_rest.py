@@ -8,6 +8,7 @@ from typing import Any
 
 import httpx
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 from serve_support import START_NS, make_context, make_keys
 
 from tickstream.model import NS_PER_SEC, Interval
@@ -284,9 +285,28 @@ async def test_metrics_expose_pipeline_and_feed_counters(env: Env) -> None:
     lines = dict(
         line.rsplit(" ", 1) for line in r.text.splitlines() if line and not line.startswith("#")
     )
-    assert float(lines["tickstream_pipeline_ticks_in"]) == env.feeder.engine.counters.ticks_in
+    ticks_in = env.feeder.engine.counters.ticks_in
+    assert float(lines["tickstream_runtime_pipeline_ticks_in"]) == ticks_in
     assert float(lines['tickstream_feed_subscribed{feed="sim"}']) == 6
     assert float(lines["tickstream_ws_clients"]) == 0
+
+
+async def test_metrics_family_names_unique_with_colliding_runtime_stats(tmp_path: Path) -> None:
+    ctx, _, _ = await make_context(tmp_path, steps=1)
+    feed = {"source": "sim", "state": "connected", "subscribed": 3, "reconnects": 1, "gaps": 0}
+    ctx.stats = lambda: {"feed": feed, "pipeline": {"last_tick_ns": 5, "ticks_in": 2}}
+    ctx.feed_health = lambda: [feed]
+    keys, _, _ = make_keys()
+    app = create_app(ctx, keys=keys)
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as c:
+        text = (await c.get("/metrics")).text
+    names = [f.name for f in text_string_to_metric_families(text)]
+    assert len(names) == len(set(names))
+    assert "tickstream_runtime_feed_reconnects" in names
+    assert "tickstream_feed_reconnects" in names
+    assert not any(n.endswith("_ns") for n in names)
+    assert ctx.store is not None
+    await ctx.store.close()
 
 
 async def test_cors_allowed_origin_gets_explicit_header_without_credentials(env: Env) -> None:
@@ -307,3 +327,31 @@ async def test_openapi_lists_the_api(env: Env) -> None:
     paths = r.json()["paths"]
     assert {"/health", "/stats", "/symbols", "/subscribe", "/metrics"} <= set(paths)
     assert "/api/v1/historical/candles" in paths
+
+
+async def test_vendor_script_missing_serves_install_hint(tmp_path: Path) -> None:
+    ctx, _, _ = await make_context(tmp_path)
+    keys, _, _ = make_keys()
+    app = create_app(ctx, keys=keys, web_dir=tmp_path / "no-web")
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as c:
+        r = await c.get("/static/vendor/lightweight-charts.js")
+    assert r.status_code == 200
+    assert "npm ci --prefix web" in r.text
+    assert r.text.startswith("window.__tickstreamVendorMissing")
+    assert ctx.store is not None
+    await ctx.store.close()
+
+
+async def test_vendor_script_present_is_served_from_web_dir(tmp_path: Path) -> None:
+    ctx, _, _ = await make_context(tmp_path)
+    dist = tmp_path / "web" / "node_modules" / "lightweight-charts" / "dist"
+    dist.mkdir(parents=True)
+    (dist / "lightweight-charts.standalone.production.js").write_text("window.LightweightCharts={}")
+    keys, _, _ = make_keys()
+    app = create_app(ctx, keys=keys, web_dir=tmp_path / "web")
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as c:
+        r = await c.get("/static/vendor/lightweight-charts.js")
+    assert r.text == "window.LightweightCharts={}"
+    assert r.headers["content-type"].startswith("text/javascript")
+    assert ctx.store is not None
+    await ctx.store.close()

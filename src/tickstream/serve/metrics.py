@@ -1,9 +1,10 @@
 """Prometheus exposition: a custom collector that reads the live counters at scrape time.
 
 Nothing in the hot path touches a metric object: ``collect`` walks ``ctx.stats()`` (nested dicts of
-numbers become ``tickstream_<path>``; a dict of numbers one level down, e.g. rejects by reason,
-becomes one family with a ``key`` label), the per-feed health snapshots (labelled by ``feed``) and
-the WebSocket hub's counters.
+numbers become ``tickstream_runtime_<path>``; a dict of numbers one level down, e.g. rejects by
+reason, becomes one family with a ``key`` label; epoch timestamps ``*_ns`` are left out), the
+per-feed health snapshots (``tickstream_feed_*`` labelled by ``feed``) and the WebSocket hub's
+counters (``tickstream_ws_*``). Family names never repeat (tested).
 """
 
 from __future__ import annotations
@@ -46,6 +47,8 @@ def flatten(data: dict[str, Any], prefix: str = "") -> Iterator[tuple[str, str |
     """(metric name, label value or None, number) for every numeric leaf of nested dicts."""
     for key, value in data.items():
         path = _name(prefix, str(key))
+        if path.endswith("_ns"):  # an epoch timestamp: useless as a float sample
+            continue
         num = _number(value)
         if num is not None:
             yield path, None, num
@@ -91,7 +94,7 @@ class StatsCollector(Collector):
     def _runtime(self) -> Iterator[Metric]:
         families: dict[str, tuple[UnknownMetricFamily, bool]] = {}
         for name, label, value in flatten(self._stats()):
-            full = f"tickstream_{name}"
+            full = f"tickstream_runtime_{name}"
             entry = families.get(full)
             if entry is None:
                 labels = ["key"] if label is not None else []
