@@ -201,11 +201,27 @@ class ProcessWorker:
                 state.day_start = a.start
             self._parts[(a.topic, a.partition)] = state
 
-    def _revoked(self, gone: list[tuple[str, int]]) -> None:
-        # Every batch is committed before the next poll, and rebalances run inside poll: nothing
-        # processed is uncommitted here. The state leaves with the partition.
+    def _revoked(self, gone: list[tuple[str, int]], lost: bool) -> None:
+        """Before partitions move: outputs flushed, offsets committed, then the state leaves.
+
+        Rebalances run inside ``poll`` and every batch is committed before the next poll, so
+        this normally finds nothing left to do; it is the guarantee, not the common path.
+        Lost partitions (session expired) are only dropped: their new owner may be running.
+        """
+        if not lost:
+            self._flush_and_commit(gone)
         for tp in gone:
             self._parts.pop(tp, None)
+
+    def _flush_and_commit(self, gone: list[tuple[str, int]]) -> None:
+        self.producer.flush_sync(30.0)
+        self.consumer.commit(
+            {
+                tp: (s.next_offset, str(s.day_start))
+                for tp in gone
+                if (s := self._parts.get(tp)) is not None and s.next_offset >= 0
+            }
+        )
 
     async def run(self, stop: asyncio.Event) -> None:
         self.consumer.start()

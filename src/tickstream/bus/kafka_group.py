@@ -18,7 +18,14 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from confluent_kafka import OFFSET_INVALID, Consumer, KafkaError, Message, TopicPartition
+from confluent_kafka import (
+    OFFSET_INVALID,
+    Consumer,
+    KafkaError,
+    KafkaException,
+    Message,
+    TopicPartition,
+)
 
 from tickstream.bus.envelope import EnvelopeHeader, decode_envelope
 from tickstream.model import Tick
@@ -53,8 +60,19 @@ class Assignment:
     start: int
 
 
+_REBALANCE_CODES = frozenset(
+    {
+        KafkaError.REBALANCE_IN_PROGRESS,
+        KafkaError.ILLEGAL_GENERATION,
+        KafkaError.UNKNOWN_MEMBER_ID,
+        KafkaError._NO_OFFSET,
+        KafkaError._STATE,
+    }
+)
+
 AssignCallback = Callable[[list[Assignment]], None]
-RevokeCallback = Callable[[list[tuple[str, int]]], None]
+# (partitions, lost): lost partitions may already belong to another member; do not commit them.
+RevokeCallback = Callable[[list[tuple[str, int]], bool], None]
 
 
 class KafkaGroupConsumer:
@@ -89,6 +107,7 @@ class KafkaGroupConsumer:
         self._on_revoke = on_revoke
         self.assigned: set[tuple[str, int]] = set()
         self.errors = 0
+        self.failed_commits = 0
 
     def start(self) -> None:
         self._consumer.subscribe(
@@ -112,17 +131,19 @@ class KafkaGroupConsumer:
         log.info("assigned %s", sorted((a.topic, a.partition, a.start) for a in plan))
 
     def _revoked(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
-        gone = [(tp.topic, tp.partition) for tp in partitions]
-        log.info("revoking %s", gone)
-        if self._on_revoke is not None:
-            self._on_revoke(gone)
-        self.assigned.difference_update(gone)
-        consumer.unassign()
+        self._release(consumer, partitions, lost=False)
 
     def _lost(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         # Lost (session expired): another member may own them already; committing is futile.
-        log.warning("partitions lost: %s", [(tp.topic, tp.partition) for tp in partitions])
-        self._revoked(consumer, partitions)
+        self._release(consumer, partitions, lost=True)
+
+    def _release(self, consumer: Consumer, partitions: list[TopicPartition], *, lost: bool) -> None:
+        gone = [(tp.topic, tp.partition) for tp in partitions]
+        log.info("%s %s", "lost" if lost else "revoking", gone)
+        if self._on_revoke is not None:
+            self._on_revoke(gone, lost)
+        self.assigned.difference_update(gone)
+        consumer.unassign()
 
     async def poll(self, max_items: int = 1000, timeout: float = 0.5) -> list[Record]:
         """Up to ``max_items`` records; waits up to ``timeout`` for the first ones."""
@@ -164,12 +185,25 @@ class KafkaGroupConsumer:
             )
         return out
 
-    def commit(self, offsets: Mapping[tuple[str, int], tuple[int, str]]) -> None:
-        """Synchronously commit ``(topic, partition) -> (next offset, metadata)``."""
+    def commit(self, offsets: Mapping[tuple[str, int], tuple[int, str]]) -> bool:
+        """Synchronously commit ``(topic, partition) -> (next offset, metadata)``.
+
+        False when the group refused the commit because it is rebalancing or this member lost
+        its partitions: the outputs are durable anyway, and the next owner starts from the
+        previous commit (at-least-once: it repeats those events, with the same ids).
+        """
         if not offsets:
-            return
+            return True
         tps = [TopicPartition(t, p, off, metadata=meta) for (t, p), (off, meta) in offsets.items()]
-        self._consumer.commit(offsets=tps, asynchronous=False)
+        try:
+            self._consumer.commit(offsets=tps, asynchronous=False)
+        except KafkaException as exc:
+            if exc.args[0].code() not in _REBALANCE_CODES:
+                raise
+            self.failed_commits += 1
+            log.warning("commit refused during a rebalance (%s); next owner redelivers", exc)
+            return False
+        return True
 
     def close(self) -> None:
         """Leave the group (revoking, which lets the worker commit) and close."""
