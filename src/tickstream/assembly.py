@@ -166,6 +166,8 @@ async def build_assembly(
         queue_max_batches=settings.feed_queue_max_batches,
     )
     asm = Assembly(settings, runtime, bus, store, ring, runner)
+    # Stopped last: the drained accounting (accepted = stored, ...) goes to the log at shutdown.
+    runtime.add(FunctionComponent("accounting", _noop, lambda: _log_accounting(asm)))
     runtime.add(FunctionComponent(f"store:{store.name}", store.open, store.close))
     runtime.add(FunctionComponent(f"bus:{bus.name}", bus.start, bus.close))
     runtime.add(FunctionComponent("ring", _noop, ring.close))
@@ -181,6 +183,17 @@ async def build_assembly(
 
 async def _noop() -> None:
     return None
+
+
+async def _log_accounting(asm: Assembly) -> None:
+    from tickstream.accounting import accounting, violations
+
+    doc = accounting(asm.stats(), drained=True)
+    log.info(
+        "accounting at shutdown: accepted %d, stored %d, in flight %d, violations: %s",
+        doc["pipeline"]["accepted"], doc["storage"]["ticks_stored"], doc["in_flight"],
+        ", ".join(violations(doc)) or "none",
+    )  # fmt: skip
 
 
 async def _add_feed(asm: Assembly, sim_config: SimConfig | None = None) -> None:

@@ -198,3 +198,11 @@ def assert_no_loss(v: Verdict, unjudged: tuple[str, ...] = ()) -> None:
 def no_loss() -> Callable[[Verdict], None]:
     """:func:`assert_no_loss` for the scenario modules (a conftest is not importable)."""
     return assert_no_loss
+
+
+@pytest.fixture
+def fault_kit() -> Any:
+    """The harness functions for scenarios that run their own event loop (sync tests)."""
+    import types
+
+    return types.SimpleNamespace(start_run=start_run, fault_settings=fault_settings)

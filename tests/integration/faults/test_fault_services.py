@@ -1,0 +1,95 @@
+"""Backing services failing under ``tickstream run`` (real Redis and PostgreSQL), with the verdict.
+
+Redis killed (SIGKILL) and restarted while it carries the bus; PostgreSQL restarted
+(``-m immediate``) while it is the tick store. Each restores the service in ``finally`` and then
+asserts the checker's verdict over the whole run: zero missing, zero duplicated.
+
+Reused, not repeated here (they already assert exactly-once on their own path):
+``tests/integration/test_kafka_restart.py`` (Kafka broker stopped and started under the idempotent
+producer), ``tests/integration/test_process_workers.py`` (a process worker killed mid-batch),
+``tests/integration/test_redis_restart.py`` (the Redis streams consumer group across a SIGKILL) and
+``tests/integration/test_postgres_restart.py`` (a sink writing through a restart).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from conformance.store_suite import create_temp_database, drop_temp_database
+
+REPO = Path(__file__).resolve().parents[3]
+
+
+async def _services(*args: str) -> None:
+    proc = await asyncio.create_subprocess_exec(
+        "bash", str(REPO / "scripts" / "services.sh"), *args,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
+    )  # fmt: skip
+    out, _ = await proc.communicate()
+    assert proc.returncode == 0, out.decode(errors="replace")
+
+
+@pytest.fixture
+def pg_dsn(database_url: str) -> Iterator[str]:
+    dsn = create_temp_database(database_url, "ts_faults")
+    yield dsn
+    drop_temp_database(database_url, dsn)
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="DEFECT (reported): in `tickstream run` the store sinks read the ticks from Redis "
+    "pub/sub, which is live-only; while Redis is down the pipeline's publish fails and the "
+    "accepted batch is dropped ('pipeline failed on an event'), so the checker finds missing "
+    "ticks and the 'published' invariant fails. Fix: feed the durable sinks from an in-process "
+    "bus (Redis only for fan-out), or retry the publish with back-pressure.",
+)
+@pytest.mark.filterwarnings(  # the redis client leaks a connection across the kill (reported)
+    "ignore::ResourceWarning", "ignore::pytest.PytestUnraisableExceptionWarning"
+)
+def test_fault_redis_killed_and_restarted_no_tick_lost(
+    fault_kit: Any, no_loss: Callable[..., None], redis_url: str, tmp_path: Path
+) -> None:
+    # Arrange: Redis carries the bus (ticks to the store) and the backfill ring
+    async def scenario() -> Any:
+        run = await fault_kit.start_run(fault_kit.fault_settings(tmp_path, redis_url=redis_url))
+        try:
+            # Act
+            try:
+                await _services("kill", "redis")
+                await asyncio.sleep(1.0)
+            finally:
+                await _services("start", "redis")
+            await run.wait_more_ticks(300, timeout=30)
+            return await run.finish()
+        finally:
+            await run.asm.runtime.stop()
+
+    verdict = asyncio.run(scenario())
+    gc.collect()  # the client's leaked connections surface here, under this test's filter
+    # Assert
+    no_loss(verdict)
+
+
+async def test_fault_postgres_restarted_mid_write_no_tick_lost(
+    fault_run: Callable[..., Any], no_loss: Callable[..., None], pg_dsn: str
+) -> None:
+    # Arrange: PostgreSQL is the tick and candle store
+    run = await fault_run(database_url=pg_dsn)
+    await run.wait_more_ticks(500)
+    # Act
+    try:
+        await _services("restart", "postgres")
+    finally:
+        await _services("start", "postgres")
+    await run.wait_more_ticks(300, timeout=30)
+    verdict = await run.finish()
+    # Assert: the sink retried (the restart really interrupted writes) and lost nothing
+    no_loss(verdict)
+    assert verdict.accounting["storage"]["write_retries"] >= 1
