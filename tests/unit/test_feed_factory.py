@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import time
+
 import pytest
-from feed_support import UNIVERSE, Stepper, running, sim_config
+from feed_support import START, UNIVERSE, Stepper, running, sim_config, wait_for
 
 from tickstream.config import Settings
 from tickstream.feeds import build_feed
@@ -11,6 +13,7 @@ from tickstream.feeds.angelone.websocket import ANGEL_WS_URL, AngelOneFeed
 from tickstream.feeds.client import ShardedFeed
 from tickstream.feeds.kite.ticker import KITE_WS_URL, KiteTicker
 from tickstream.model import Mode
+from tickstream.sim.clock import SimClock
 from tickstream.sim.server import SimServer
 
 pytestmark = pytest.mark.timeout(60)
@@ -62,3 +65,33 @@ def test_feed_factory_angel_credentials_build_the_angel_client() -> None:
 def test_feed_factory_sim_without_simulator_is_an_error() -> None:
     with pytest.raises(ValueError, match="needs the running SimServer"):
         build_feed(Settings(feed="sim"))
+
+
+async def test_feed_factory_sim_gap_on_the_simulated_exchange_clock() -> None:
+    """Off-hours the simulator replays a past session: a gap must be stamped on that clock, or
+    the pipeline (which compares a gap's end with ticks' ts_exchange) never clears STALE."""
+    clock = SimClock("fixed", start_ns=START)  # advances with the monotonic clock from START
+    async with SimServer(sim_config(clock=clock)) as sim:
+        feed = build_feed(Settings(feed="sim"), sim)
+        assert isinstance(feed, KiteTicker)
+        stepper = Stepper(sim)
+        await feed.subscribe(UNIVERSE[2:6], Mode.FULL)  # full packets carry exchange time
+        async with running(feed) as got:
+            await wait_for(lambda: len(got.ticks) >= 4, "the initial snapshots")
+            sim.faults.set(None, close=True)
+            stepper.now = clock.now_ns()
+            await stepper.until(lambda: bool(got.gaps), "the gap event")
+            stepper.now = clock.now_ns()
+            await stepper.until(
+                lambda: got.ticks[-1].ts_exchange > got.gaps[0].end_ns, "ticks after the gap"
+            )
+
+    gap = got.gaps[0]
+    hour = 3600 * 10**9
+    assert START <= gap.start_ns < gap.end_ns < START + hour
+    full = [t for t in got.ticks if t.mode is Mode.FULL]  # Kite subscribes in quote, then full
+    assert len(full) > 4
+    assert all(START <= t.ts_exchange < START + hour for t in full)
+    wall = time.time_ns()
+    assert all(wall - hour < t.ts_recv <= wall for t in got.ticks)  # receive times stay wall time
+    assert abs(wall - START) > hour  # so wall-clock gap times would never clear STALE

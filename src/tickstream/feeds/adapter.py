@@ -49,6 +49,13 @@ class FeedConfig:
     auth_retry_secs: float = 60.0
     rate_limit_cooldown_secs: float = 5.0
     clock_ns: Callable[[], int] = time.time_ns
+    #: The exchange's clock when it is not wall time (the simulator's session clock, which replays
+    #: a session off-hours): gap events are stamped on it, so that they compare with the ticks'
+    #: ``ts_exchange``. None: wall time (real brokers).
+    exchange_clock_ns: Callable[[], int] | None = None
+    #: Also stamp packets that carry no exchange time (Kite LTP/quote) on that clock instead of
+    #: their receive time.
+    stamp_packets_on_exchange_clock: bool = False
 
 
 class BrokerAdapter(Protocol):
@@ -80,7 +87,9 @@ class BrokerAdapter(Protocol):
 
     def unsubscribe_messages(self, entries: Sequence[tuple[Hashable, Entry]]) -> list[str]: ...
 
-    def decode(self, data: bytes, ts_recv: int) -> DecodeResult: ...
+    def decode(self, data: bytes, ts_recv: int, ts_exchange: int) -> DecodeResult:
+        """Decode one binary message; ``ts_exchange`` stamps packets without their own time."""
+        ...
 
     def text(self, text: str) -> tuple[TextKind, str]:
         """Classify a server text message; the string is what to surface."""

@@ -147,6 +147,11 @@ class ShardedFeed:
                 return state
         return ConnectionState.CONNECTED if states else ConnectionState.IDLE
 
+    def exchange_now(self) -> int:
+        """Now on the exchange clock (wall time unless the config names another clock)."""
+        clock = self.config.exchange_clock_ns or self.config.clock_ns
+        return clock()
+
     # ------------------------------------------------------------------------------ internals
     def _shard(self, shard: int) -> ShardConnection:
         conn = self._shards.get(shard)

@@ -44,7 +44,7 @@ class ShardConnection:
         self.connects = 0
         self.last_data_ns: int | None = None
         self.last_heartbeat_ns: int | None = None
-        self.last_rx_ns: int | None = None
+        self.last_rx_ns: int | None = None  # on the exchange clock (for gap events)
         self.last_error: str | None = None
         self.task: asyncio.Task[None] | None = None
         self._pending_gap: tuple[int, str, tuple[tuple[str, int], ...]] | None = None
@@ -136,7 +136,7 @@ class ShardConnection:
             if cause not in causes.split("+"):
                 self._pending_gap = (start, f"{causes}+{cause}", instruments)
             return
-        start = self.last_rx_ns if self.last_rx_ns is not None else self.feed.config.clock_ns()
+        start = self.last_rx_ns if self.last_rx_ns is not None else self.feed.exchange_now()
         entries = self.feed.registry.shard_entries(self.shard).values()
         instruments = tuple(
             dict.fromkeys((e.instrument.exchange, e.instrument.token) for e in entries)
@@ -191,12 +191,14 @@ class ShardConnection:
     def _on_message(self, message: str | bytes) -> None:
         feed = self.feed
         now = feed.config.clock_ns()
-        self.last_rx_ns = now
+        exchange_now = feed.exchange_now() if feed.config.exchange_clock_ns else now
+        self.last_rx_ns = exchange_now
         self._rx_mono = asyncio.get_running_loop().time()
         if isinstance(message, str):
             self._on_text(message, now)
             return
-        result = feed.adapter.decode(message, now)
+        stamp = exchange_now if feed.config.stamp_packets_on_exchange_clock else now
+        result = feed.adapter.decode(message, now, stamp)
         feed.frames += 1
         feed.packets += result.packets
         feed.parsed += len(result.ticks)
@@ -207,7 +209,7 @@ class ShardConnection:
         if result.ticks:
             self.last_data_ns = now
             if self._pending_gap is not None:
-                self._close_gap(now)
+                self._close_gap(exchange_now)
             feed.on_ticks(result.ticks)
 
     def _close_gap(self, end_ns: int) -> None:

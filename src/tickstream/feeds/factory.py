@@ -8,6 +8,7 @@ client and server instead), so the default run exercises the production code pat
 
 from __future__ import annotations
 
+import dataclasses
 from typing import TYPE_CHECKING
 
 from tickstream.feeds.adapter import FeedConfig
@@ -56,6 +57,9 @@ def build_feed(
 
 
 def _sim_feed(sim: SimServer, config: FeedConfig, broker: str) -> Feed:
+    # The simulator's exchange clock replays a session off-hours: gap events are stamped on it so
+    # that they compare with the ticks' ts_exchange (packets keep their receive-time default).
+    config = dataclasses.replace(config, exchange_clock_ns=sim.clock.now_ns)
     creds = sim.credentials
     heartbeat = sim.config.heartbeat_s
     if broker == "kite":

@@ -140,7 +140,8 @@ class AngelAdapter:
     def unsubscribe_messages(self, entries: Sequence[tuple[Hashable, Entry]]) -> list[str]:
         return self._requests(0, entries)
 
-    def decode(self, data: bytes, ts_recv: int) -> DecodeResult:
+    def decode(self, data: bytes, ts_recv: int, ts_exchange: int) -> DecodeResult:
+        # Every SmartStream packet carries its exchange timestamp: ``ts_exchange`` is not needed.
         result = wire.decode_packet(data, ts_recv=ts_recv, resolve=self._resolve)
         if result.ticks:
             result.ticks = [self._canonical(t) for t in result.ticks]

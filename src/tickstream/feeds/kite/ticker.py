@@ -91,8 +91,10 @@ class KiteAdapter:
         tokens = [k for k, _ in entries if isinstance(k, int)]
         return [wire.encode_unsubscribe(tokens)] if tokens else []
 
-    def decode(self, data: bytes, ts_recv: int) -> DecodeResult:
-        return wire.decode_frame(data, ts_recv=ts_recv, resolve=self._resolve)
+    def decode(self, data: bytes, ts_recv: int, ts_exchange: int) -> DecodeResult:
+        return wire.decode_frame(
+            data, ts_recv=ts_recv, resolve=self._resolve, ts_exchange_default=ts_exchange
+        )
 
     def _resolve(self, exchange: str, token: int) -> str | None:
         return self._symbols.get((exchange, token))
