@@ -97,24 +97,13 @@ async def _noop() -> None:
 
 
 async def _scaled_context(settings: Any, runtime: Any) -> Any:
-    from tickstream.bus.redis_bus import RedisBus
     from tickstream.runtime import FunctionComponent
-    from tickstream.serve.context import ServeContext
-    from tickstream.storage import open_store
-    from tickstream.storage.ringbuffer import RedisRingBuffer
+    from tickstream.serve.scaled import build_scaled_context
 
-    redis_url = settings.secret("redis_url")
-    bus = RedisBus(redis_url)
-    await bus.start()
-    runtime.add(FunctionComponent("bus:redis", _noop, bus.close))
-    store = await open_store(settings)
-    runtime.add(FunctionComponent(f"store:{store.name}", _noop, store.close))
-    ring = RedisRingBuffer(redis_url, size=settings.ring_buffer_ticks)
-    runtime.add(FunctionComponent("ring:redis", _noop, ring.close))
-    universe = await store.search_instruments("", limit=100_000)
-    return ServeContext(
-        settings=settings, bus=bus, store=store, ring=ring, state=None, instruments=universe
-    )
+    ctx, closers = await build_scaled_context(settings)
+    for name, close in closers:
+        runtime.add(FunctionComponent(name, _noop, close))
+    return ctx
 
 
 def register(app: typer.Typer) -> None:
