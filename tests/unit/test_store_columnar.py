@@ -1,0 +1,62 @@
+from __future__ import annotations
+
+import msgspec
+import numpy as np
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from tickstream.model import Tick
+from tickstream.storage.base import TICK_COLUMNS, tick_columns, tick_id_of, tick_rows
+from tickstream.storage.columnar import (
+    encode_ticks,
+    first_of_each_key,
+    tick_records,
+    tick_table,
+)
+
+from conformance.store_suite import make_tick
+
+
+def _batch(indexes: list[int], bare: bool) -> list[Tick]:
+    ticks = [make_tick(i) for i in indexes]
+    if bare:
+        ticks.append(make_tick(7, seq=None, depth=None, ltp=None, volume=None, source="replay"))
+    return ticks
+
+
+@settings(max_examples=30, deadline=None)
+@given(st.lists(st.integers(0, 300), min_size=1, max_size=40), st.booleans())
+def test_columnar_tick_table_any_batch_equals_tick_columns(indexes: list[int], bare: bool) -> None:
+    ticks = _batch(indexes, bare)
+    expected = tick_columns(ticks)
+    table = tick_table(ticks)
+    assert tuple(table.column_names) == TICK_COLUMNS
+    assert [table.column(c).to_pylist() for c in TICK_COLUMNS] == list(expected)
+
+
+@settings(max_examples=30, deadline=None)
+@given(st.lists(st.integers(0, 300), min_size=1, max_size=40), st.booleans())
+def test_columnar_tick_records_any_batch_equal_tick_rows(indexes: list[int], bare: bool) -> None:
+    ticks = _batch(indexes, bare)
+    records = tick_records(ticks)
+    assert [(*r[:-1], bytes(r[-1])) for r in records] == tick_rows(ticks)
+
+
+def test_columnar_encode_ticks_payloads_and_ids_match_single_encoding() -> None:
+    ticks = [make_tick(i) for i in range(20)]  # > 15 elements: a 3-byte msgpack array header
+    enc = encode_ticks(tuple(ticks))
+    singles = [msgspec.msgpack.encode(t) for t in ticks]
+    assert [bytes(p) for p in enc.payloads] == singles
+    assert enc.tick_ids.tolist() == [tick_id_of(p) for p in singles]
+    assert enc.tick_ids.dtype == np.int64
+
+
+def test_columnar_first_of_each_key_distinct_batch_returns_none() -> None:
+    ticks = [make_tick(i) for i in range(5)]
+    assert first_of_each_key(ticks, encode_ticks(ticks).tick_ids) is None
+
+
+def test_columnar_first_of_each_key_repeats_keeps_first_positions() -> None:
+    a, b, c = make_tick(0), make_tick(1), make_tick(2)
+    ticks = [a, b, a, c, b, a]
+    assert first_of_each_key(ticks, encode_ticks(ticks).tick_ids) == [0, 1, 3]
