@@ -66,27 +66,16 @@ class PageMerger:
         if self._need:
             return out
         heap, pages, pos = self._heap, self._pages, self._pos
-        while heap and len(out) < max_ticks:
-            _, _, s = heap[0]
+        room = max_ticks
+        while heap and room > 0:
+            s = heap[0][2]
             page = pages[s]
             assert page is not None
-            i = pos[s]
-            limit = min(len(page), i + max_ticks - len(out))
-            if len(heap) > 1:
-                # Run of this stream's ticks that sort before the next stream's head.
-                other = min(heap[1], heap[2]) if len(heap) > 2 else heap[1]
-                ts2, recv2, rank2 = other
-                j = i + 1
-                while j < limit:
-                    t = page[j]
-                    ts = t.ts_exchange
-                    if ts > ts2 or (ts == ts2 and (t.ts_recv, s) > (recv2, rank2)):
-                        break
-                    j += 1
-            else:
-                j = limit
-            out.extend(page[i:j])
-            if j < len(page):
+            i, n = pos[s], len(page)
+            j = _run_end(page, i, min(n, i + room), s, heap) if len(heap) > 1 else min(n, i + room)
+            out += page[i:j]
+            room -= j - i
+            if j < n:
                 pos[s] = j
                 nxt = page[j]
                 heapq.heapreplace(heap, (nxt.ts_exchange, nxt.ts_recv, s))
@@ -96,6 +85,24 @@ class PageMerger:
                 self._need.add(s)
                 break
         return out
+
+
+def _run_end(page: Sequence[Tick], i: int, stop: int, s: int, heap: list[_Head]) -> int:
+    """End of the run of ``page[i:]`` (stream ``s``, on top of ``heap``) that sorts before the
+    next stream's head; at least one tick (``page[i]`` is the smallest head)."""
+    other = heap[1]
+    if len(heap) > 2 and heap[2] < other:
+        other = heap[2]
+    ts2, recv2, rank2 = other
+    j = i + 1
+    while j < stop:
+        t = page[j]
+        ts = t.ts_exchange
+        if ts < ts2 or (ts == ts2 and (t.ts_recv, s) < (recv2, rank2)):
+            j += 1
+        else:
+            break
+    return j
 
 
 def merge_ticks(streams: Sequence[Iterable[Sequence[Tick]]], batch: int = 1000) -> Iterator[Tick]:

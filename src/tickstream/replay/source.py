@@ -50,10 +50,13 @@ async def store_pages(
     ``sources`` keeps only those sources (None: every source except ``replay``). Pages are never
     empty; the generator ends after the last one."""
     cursor = encode_cursor(after) if after is not None else None
+    lo = start_ns if after is None else max(start_ns, after.ts_exchange)
     while True:
-        page = await store.query_ticks(
-            exchange, token, start_ns, end_ns, limit=page_size, after=cursor
-        )
+        page = await store.query_ticks(exchange, token, lo, end_ns, limit=page_size, after=cursor)
+        if page.ticks:
+            # Same rows as moving the cursor alone, but the time bound lets the store skip
+            # what lies before it (zone maps, time partitions) instead of filtering it again.
+            lo = page.ticks[-1].ts_exchange
         if sources is None:
             ticks = [t for t in page.ticks if t.source != REPLAY_SOURCE]
         else:
