@@ -14,7 +14,7 @@ from __future__ import annotations
 import asyncio
 import random
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -206,3 +206,13 @@ def fault_kit() -> Any:
     import types
 
     return types.SimpleNamespace(start_run=start_run, fault_settings=fault_settings)
+
+
+@pytest.fixture(params=["UTC", "Asia/Kolkata"])
+def tz(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    """Run under this local time zone (TZ + tzset): verdicts must not depend on it."""
+    monkeypatch.setenv("TZ", request.param)
+    time.tzset()
+    yield request.param
+    monkeypatch.undo()
+    time.tzset()

@@ -3,7 +3,8 @@
 Every scenario runs ``tickstream run`` in-process (simulator with an emission log → Kite client →
 pipeline → DuckDB), injects the fault, quiesces, stops cleanly and checks: zero missing, zero
 duplicated, zero altered stored ticks; candles equal to a resample of the stored ticks; every
-accounting invariant holds after the drain.
+accounting invariant holds after the drain. The whole module runs under TZ=UTC and under
+TZ=Asia/Kolkata (the ``tz`` fixture): the verdicts must be the same, zero loss in both.
 """
 
 from __future__ import annotations
@@ -11,8 +12,12 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+import pytest
+
 from tickstream.feeds.factory import build_feed
 from tickstream.model import Mode
+
+pytestmark = pytest.mark.usefixtures("tz")
 
 
 async def test_fault_socket_reset_mid_frame_no_tick_lost(
