@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import numpy.typing as npt
+from msgspec.structs import replace
 
-from tickstream.model import Depth, Instrument, Mode, Tick
+from tickstream.feeds.kite import wire as kite_wire
+from tickstream.model import NS_PER_SEC, Depth, DepthLevel, Instrument, Mode, Tick
 from tickstream.sim._book import I64
 
-__all__ = ["SOURCE", "Columns", "build_ticks"]
+__all__ = ["SOURCE", "Columns", "build_depths", "build_ticks", "kite_full_columns", "kite_tokens"]
 
 SOURCE = "sim"
 Book = tuple[I64, I64, I64, I64, I64, I64]
@@ -51,12 +54,17 @@ _PRICES = ("ltp", "open", "high", "low", "close", "upper", "lower", "hi52", "lo5
 _INTS = ("volume", "ltq", "seq", "tbq", "tsq", "oi", "oi_hi", "oi_lo", "last_trade")
 
 
+def _atp(c: Columns, idx: I64, sc: I64) -> npt.NDArray[np.float64]:
+    vol = c.volume[idx]
+    atp: npt.NDArray[np.float64] = np.rint(c.turnover[idx] * (100 / sc) / np.maximum(vol, 1)) / 100
+    return atp
+
+
 def _gather(c: Columns, idx: I64) -> dict[str, list[Any]]:
     sc = c.scale[idx]
     out: dict[str, list[Any]] = {n: (getattr(c, n)[idx] / sc).tolist() for n in _PRICES}
     out.update({n: getattr(c, n)[idx].tolist() for n in _INTS})
-    vol = c.volume[idx]
-    out["atp"] = (np.rint(c.turnover[idx] * (100 / sc) / np.maximum(vol, 1)) / 100).tolist()
+    out["atp"] = _atp(c, idx, sc).tolist()
     out["change"] = ((c.ltp[idx] - c.close[idx]) / sc).tolist()
     ltp, close = c.ltp[idx], c.close[idx]
     pct = (ltp / sc - close / sc) * 100 / np.where(close > 0, close / sc, 1.0)
@@ -83,6 +91,28 @@ def _index_tick(inst: Instrument, t: int, seq: int, values: tuple[float, ...]) -
     )  # fmt: skip
 
 
+def build_depths(c: Columns, idx: I64) -> list[Depth | None]:
+    """The current book of each instrument at ``idx`` as a Depth (None for indices).
+
+    One flat ``map`` builds every level of the batch (the costliest objects of a tick).
+    """
+    out: list[Depth | None] = [None] * idx.size
+    rows = np.flatnonzero(~c.is_index[idx])
+    if rows.size == 0:
+        return out
+    sel = idx[rows]
+    sc = c.scale[sel][:, None]
+    bp, bq, bo, ap, aq, ao = (a[sel] for a in c.book)
+    n = bp.shape[1]  # levels per side
+    levels = list(map(
+        DepthLevel, np.hstack((bp / sc, ap / sc)).ravel().tolist(),
+        np.hstack((bq, aq)).ravel().tolist(), np.hstack((bo, ao)).ravel().tolist(),
+    ))  # fmt: skip
+    for j, k in zip(rows.tolist(), range(0, 2 * n * rows.size, 2 * n), strict=True):
+        out[j] = Depth(bids=tuple(levels[k : k + n]), asks=tuple(levels[k + n : k + 2 * n]))
+    return out
+
+
 def build_ticks(
     instruments: Sequence[Instrument],
     c: Columns,
@@ -92,26 +122,76 @@ def build_ticks(
 ) -> list[Tick]:
     """FULL-mode ticks for the instruments at positions ``idx``, stamped ``ts`` (or last trade).
 
-    One loop over zipped columns (this is the simulator's hot path): no per-field lookups.
+    One loop over zipped columns (this is the simulator's hot path): no per-field lookups, and
+    each Tick is built by calls of at most 15 keywords (a call with more compiles to a slower
+    dict-based call, see ``_equity_tick``).
     """
     g = _gather(c, idx)
     stamps = g["last_trade"] if ts is None else [ts] * len(idx)
     out: list[Tick] = []
-    append, full = out.append, Mode.FULL
-    for (i, t, depth, seq, ltp, ltq, atp, vol, tbq, tsq, op, hi, lo, cl, ch, pct, oi, oih, oil,
-         uc, lc, h52, l52, lt, bid, ask, bid_qty, ask_qty, is_index, opt) in zip(
-            idx.tolist(), stamps, depths, *(g[k] for k in _ROW), strict=True):  # fmt: skip
+    append = out.append
+    for i, t, depth, *row in zip(idx.tolist(), stamps, depths, *(g[k] for k in _ROW),
+                                 strict=True):  # fmt: skip
         inst = instruments[i]
-        if is_index:
+        if row[-2]:  # is_index
+            seq, ltp, _, _, _, _, _, op, hi, lo, cl, ch, pct = row[:13]
             append(_index_tick(inst, t, seq, (ltp, op, hi, lo, cl, ch, pct)))
-            continue
-        append(Tick(
-            exchange=inst.exchange, token=inst.token, symbol=inst.symbol, source=SOURCE,
-            ts_exchange=t, ts_recv=t, seq=seq, ltp=ltp, ltq=ltq, atp=atp, volume=vol,
-            bid=bid, ask=ask, bid_qty=bid_qty, ask_qty=ask_qty, total_buy_qty=tbq,
-            total_sell_qty=tsq, open=op, high=hi, low=lo, close=cl, change=ch, change_pct=pct,
-            oi=oi if opt else None, oi_day_high=oih if opt else None,
-            oi_day_low=oil if opt else None, upper_circuit=uc, lower_circuit=lc, high_52w=h52,
-            low_52w=l52, ts_last_trade=lt, depth=depth, mode=full,
-        ))  # fmt: skip
+        else:
+            append(_equity_tick(inst, t, depth, *row))
     return out
+
+
+def _equity_tick(
+    inst: Instrument, t: int, depth: Depth | None, seq: int, ltp: float, ltq: int, atp: float,
+    vol: int, tbq: int, tsq: int, op: float, hi: float, lo: float, cl: float, ch: float,
+    pct: float, oi: int, oih: int, oil: int, uc: float, lc: float, h52: float, l52: float,
+    lt: int, bid: float, ask: float, bid_qty: int, ask_qty: int, _: bool, opt: bool,
+) -> Tick:  # fmt: skip
+    tick = Tick(
+        exchange=inst.exchange, token=inst.token, symbol=inst.symbol, source=SOURCE,
+        ts_exchange=t, ts_recv=t, seq=seq, ltp=ltp, ltq=ltq, atp=atp, volume=vol, bid=bid,
+        ask=ask, bid_qty=bid_qty, ask_qty=ask_qty,
+    )  # fmt: skip
+    tick = replace(
+        tick, total_buy_qty=tbq, total_sell_qty=tsq, open=op, high=hi, low=lo, close=cl,
+        change=ch, change_pct=pct, upper_circuit=uc, lower_circuit=lc, high_52w=h52,
+        low_52w=l52, ts_last_trade=lt, depth=depth, mode=Mode.FULL,
+    )  # fmt: skip
+    return replace(tick, oi=oi, oi_day_high=oih, oi_day_low=oil) if opt else tick
+
+
+def kite_tokens(
+    instruments: Sequence[Instrument], is_index: npt.NDArray[np.bool_]
+) -> tuple[I64, npt.NDArray[np.float64]]:
+    """Kite instrument tokens and price divisors; token -1 where a tick takes ``encode_packet``
+    (index packets have their own layout; an exchange Kite has no segment for).
+    """
+    itok = np.full(len(instruments), -1, dtype=np.int64)
+    for n, inst in enumerate(instruments):
+        if not is_index[n] and inst.exchange != "INDICES":
+            with contextlib.suppress(ValueError):
+                itok[n] = kite_wire.instrument_token(inst.exchange, inst.token)
+    div = [kite_wire.divisor_for(t & 0xFF) if t >= 0 else 1.0 for t in itok.tolist()]
+    return itok, np.array(div)
+
+
+def kite_full_columns(c: Columns, idx: I64, ts: int, itok: I64, div: npt.NDArray[np.float64]
+                      ) -> dict[str, npt.NDArray[Any]]:  # fmt: skip
+    """The columns of ``kite.wire.encode_full_batch`` for the (equity) ticks ``build_ticks``
+    makes for ``idx`` at ``ts``: the same float operations, so the same values as on the Ticks.
+    """
+    sc = c.scale[idx]
+    cols: dict[str, npt.NDArray[Any]] = {
+        "itok": itok[idx], "div": div[idx], "ltp": c.ltp[idx] / sc, "atp": _atp(c, idx, sc),
+        "open": c.open[idx] / sc, "high": c.high[idx] / sc, "low": c.low[idx] / sc,
+        "close": c.close[idx] / sc, "ltq": c.ltq[idx], "volume": c.volume[idx],
+        "tbq": c.tbq[idx], "tsq": c.tsq[idx], "ltt": c.last_trade[idx] // NS_PER_SEC,
+        "ts": np.full(idx.size, ts // NS_PER_SEC, dtype=np.int64),
+    }  # fmt: skip
+    opt = c.is_opt[idx]
+    for name, col in (("oi", c.oi), ("oih", c.oi_hi), ("oil", c.oi_lo)):
+        cols[name] = np.where(opt, col[idx], 0)
+    bp, bq, bo, ap, aq, ao = (a[idx] for a in c.book)
+    cols.update(bid_price=bp / sc[:, None], bid_qty=bq, bid_orders=bo,
+                ask_price=ap / sc[:, None], ask_qty=aq, ask_orders=ao)  # fmt: skip
+    return cols

@@ -46,6 +46,7 @@ log = logging.getLogger(__name__)
 MAX_INSTRUMENTS = 3000
 MAX_CONNECTIONS = 3
 _UNKNOWN_PACKET = bytes(13)  # no Kite packet is 13 bytes long
+_SIZES = {Mode.LTP: 8, Mode.QUOTE: 44, Mode.FULL: 184}  # equity packet lengths
 
 
 class KiteConnection(SimConnection):
@@ -65,7 +66,7 @@ class KiteConnection(SimConnection):
     ) -> None:
         """Queue one frame with the packets of ``ticks`` this client subscribed to."""
         subs = self.subscriptions
-        picked = [(tick, subs[itok]) for itok, tick in ticks if itok in subs]
+        picked = [(tick, mode) for itok, tick in ticks if (mode := subs.get(itok)) is not None]
         if picked:
             self.send_ticks(picked, encode)
 
@@ -186,14 +187,18 @@ class KiteWsServer:
         self._send_current(conn, changed)
 
     def _send_current(self, conn: KiteConnection, tokens: Iterable[int]) -> None:
-        picked: list[tuple[Tick, Mode]] = []
+        known: list[tuple[int, tuple[str, int]]] = []
         for itok in tokens:
             try:
-                exchange, token = wire.split_instrument_token(itok)
-                tick = self.market.snapshot(exchange, token)
-            except (KeyError, ValueError):
-                continue  # unknown instrument: silently never ticks, as on Kite
-            picked.append((tick, conn.subscriptions[itok]))
+                known.append((itok, wire.split_instrument_token(itok)))
+            except ValueError:
+                continue  # unknown segment: silently never ticks, as on Kite
+        ticks = self.market.snapshot_many([key for _, key in known])  # None: not in the universe
+        picked = [
+            (tick, conn.subscriptions[itok])
+            for (itok, _), tick in zip(known, ticks, strict=True)
+            if tick is not None
+        ]
         if picked:
             conn.send_ticks(picked, wire.encode_packet)
 
@@ -204,8 +209,14 @@ class KiteWsServer:
             return
         keyed = [(self._itok[(t.exchange, t.token)], t) for t in ticks]
         cache: dict[tuple[int, Mode], bytes] = {}
+        full = self.market.kite_full_packets(ticks)  # one numpy pass for the equity ticks
+        by_id = {} if full is None else dict(zip(map(id, ticks), full, strict=True))
 
         def encode(tick: Tick, mode: Mode) -> bytes:
+            whole = by_id.get(id(tick))  # None: not batch-encoded (index, out of range)
+            if whole is not None:
+                # An equity QUOTE/LTP packet is the head of its FULL packet.
+                return whole if mode is Mode.FULL else whole[: _SIZES[mode]]
             key = (id(tick), mode)
             packet = cache.get(key)
             if packet is None:

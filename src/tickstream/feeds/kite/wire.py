@@ -41,7 +41,12 @@ from typing import Any, Final
 
 from msgspec.structs import replace
 
-from tickstream.feeds.kite._wire_encode import encode_frame, encode_packet
+from tickstream.feeds.kite._wire_encode import (
+    FULL_BATCH_FIELDS,
+    encode_frame,
+    encode_full_batch,
+    encode_packet,
+)
 from tickstream.feeds.kite._wire_layout import (
     _DIVISORS,
     _FULL,
@@ -79,6 +84,7 @@ from tickstream.feeds.wire_common import (
 from tickstream.model import NS_PER_SEC, Depth, DepthLevel, Mode, Tick
 
 __all__ = [
+    "FULL_BATCH_FIELDS",
     "HEARTBEAT",
     "SEGMENTS",
     "ClientMessage",
@@ -86,6 +92,7 @@ __all__ = [
     "decode_frame",
     "divisor_for",
     "encode_frame",
+    "encode_full_batch",
     "encode_mode",
     "encode_packet",
     "encode_server_error",
