@@ -47,6 +47,7 @@ from tickstream.model import Candle, Indicators, Instrument, Interval, Tick
 __all__ = [
     "CandleRow",
     "StoreUnavailableError",
+    "TickBlob",
     "TickKey",
     "TickPage",
     "TickStore",
@@ -56,7 +57,9 @@ __all__ = [
     "encode_cursor",
     "instrument_from_payload",
     "instrument_row",
+    "msgpack_array",
     "tick_rows",
+    "ticks_from_blob",
     "ticks_from_payloads",
 ]
 
@@ -83,6 +86,16 @@ class TickPage(NamedTuple):
     """One page of ``query_ticks``; ``next_cursor`` is None on the last page."""
 
     ticks: list[Tick]
+    next_cursor: str | None
+
+
+class TickBlob(NamedTuple):
+    """One page of ``query_tick_blob``: the ticks undecoded, as ONE msgpack array (an array
+    header, then each stored tick's canonical msgpack payload in key order); ``next_cursor`` as in
+    :class:`TickPage`. ``ticks_from_blob(blob)`` equals the ``query_ticks`` page's ``ticks``."""
+
+    n: int  # ticks in the page
+    blob: bytes
     next_cursor: str | None
 
 
@@ -150,13 +163,22 @@ def tick_rows(ticks: Sequence[Tick]) -> list[tuple[Any, ...]]:
     return list(zip(*tick_columns(ticks), strict=True))
 
 
+def msgpack_array(count: int, body: bytes | bytearray | memoryview) -> bytes:
+    """``count`` concatenated msgpack values framed as one msgpack array (array32 header)."""
+    return b"\xdd" + count.to_bytes(4, "big") + body
+
+
+def ticks_from_blob(blob: bytes) -> list[Tick]:
+    """Decode a :class:`TickBlob` ``blob`` (one msgpack array of ticks) in one call."""
+    return _ticks_decoder.decode(blob)
+
+
 def ticks_from_payloads(payloads: Sequence[bytes]) -> list[Tick]:
     """Decode many msgpack ticks in one call: they are framed as one msgpack array (array32
     header + the concatenated payloads), which saves a Python-level call per tick."""
     if not payloads:
         return []
-    header = b"\xdd" + len(payloads).to_bytes(4, "big")
-    return _ticks_decoder.decode(header + b"".join(payloads))
+    return _ticks_decoder.decode(msgpack_array(len(payloads), b"".join(payloads)))
 
 
 class CandleRow(NamedTuple):

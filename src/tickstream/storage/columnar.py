@@ -29,6 +29,7 @@ __all__ = [
     "EncodedTicks",
     "encode_ticks",
     "first_of_each_key",
+    "payload_blob",
     "tick_records",
     "tick_table",
 ]
@@ -130,3 +131,19 @@ def first_of_each_key(ticks: Sequence[Tick], tick_ids: npt.NDArray[np.int64]) ->
     for i, (t, tid) in enumerate(zip(ticks, tick_ids.tolist(), strict=True)):
         first.setdefault((t.exchange, t.token, t.ts_exchange, t.ts_recv, tid), i)
     return sorted(first.values())
+
+
+def payload_blob(payloads: pa.ChunkedArray | pa.Array) -> bytes:
+    """The values of an Arrow binary column concatenated (one copy, no per-row objects)."""
+    chunks = payloads.chunks if isinstance(payloads, pa.ChunkedArray) else [payloads]
+    pieces: list[bytes] = []
+    for arr in chunks:
+        if len(arr) == 0:
+            continue
+        if arr.null_count:
+            raise ValueError("payload column has nulls")
+        width = np.int64 if pa.types.is_large_binary(arr.type) else np.int32
+        offsets = np.frombuffer(arr.buffers()[1], dtype=width)
+        lo, hi = int(offsets[arr.offset]), int(offsets[arr.offset + len(arr)])
+        pieces.append(arr.buffers()[2][lo:hi].to_pybytes())
+    return pieces[0] if len(pieces) == 1 else b"".join(pieces)

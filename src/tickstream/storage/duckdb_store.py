@@ -39,6 +39,7 @@ import pyarrow.compute as pc
 from tickstream.model import Candle, Instrument, Interval, Tick
 from tickstream.storage import archive as _archive
 from tickstream.storage.base import (
+    TickBlob,
     TickKey,
     TickPage,
     candle_from_row,
@@ -47,9 +48,11 @@ from tickstream.storage.base import (
     encode_cursor,
     instrument_from_payload,
     instrument_row,
+    msgpack_array,
+    ticks_from_blob,
     ticks_from_payloads,
 )
-from tickstream.storage.columnar import encode_ticks, first_of_each_key, tick_table
+from tickstream.storage.columnar import encode_ticks, first_of_each_key, payload_blob, tick_table
 from tickstream.storage.sql import INSTRUMENT_SEARCH, latest_candles
 
 __all__ = ["DuckDBStore"]
@@ -162,6 +165,14 @@ _INSTRUMENT_UPSERT = (
 _SCAN_START = ("", -(2**63), -(2**63), -(2**63), -(2**63))
 
 
+def _first_key(start_ns: int, limit: int, after: str | None) -> TickKey:
+    """The keyset position a page starts after. (start - 1, *, *) sorts before every row at or
+    after start: the first page needs no special case in the keyset condition."""
+    if limit < 1:
+        raise ValueError(f"limit must be >= 1, got {limit}")
+    return decode_cursor(after) if after else TickKey(start_ns - 1, 0, 0)
+
+
 class DuckDBStore:
     """Embedded TickStore in one DuckDB file (``":memory:"`` for tests)."""
 
@@ -233,20 +244,30 @@ class DuckDBStore:
         self._ticks_written += n
         return n
 
-    def _query_ticks_sync(
+    def _query_blob_sync(
         self, exchange: str, token: int, start_ns: int, end_ns: int, limit: int, key: TickKey
-    ) -> TickPage:
+    ) -> TickBlob:
         keyset = [token, start_ns, end_ns, *key]
         files = _archive.local_files(self.archive_dir, exchange, start_ns, end_ns)
         if files:
-            params = [exchange, *keyset, files, *keyset, limit + 1]
-            rows = self._db.execute(_SELECT_HOT_AND_COLD, params).fetchall()
+            sql, params = _SELECT_HOT_AND_COLD, [exchange, *keyset, files, *keyset, limit + 1]
         else:
-            rows = self._db.execute(_SELECT_HOT, [exchange, *keyset, limit + 1]).fetchall()
-        more = len(rows) > limit
-        rows = rows[:limit]
-        ticks = ticks_from_payloads([r[0] for r in rows])  # on the worker, not the loop
-        return TickPage(ticks, encode_cursor(TickKey(*rows[-1][1:])) if more else None)
+            sql, params = _SELECT_HOT, [exchange, *keyset, limit + 1]
+        # Arrow result: the payloads arrive as one buffer, no Python object per row
+        table = self._db.sql(sql, params=params).to_arrow_table()
+        count = min(table.num_rows, limit)
+        cursor = None
+        if table.num_rows > limit:
+            last = table.slice(limit - 1, 1).select(["ts_exchange", "ts_recv", "tick_id"])
+            cursor = encode_cursor(TickKey(*(c[0].as_py() for c in last.columns)))
+        body = payload_blob(table.column("payload").slice(0, count))
+        return TickBlob(count, msgpack_array(count, body), cursor)
+
+    def _query_ticks_sync(
+        self, exchange: str, token: int, start_ns: int, end_ns: int, limit: int, key: TickKey
+    ) -> TickPage:
+        page = self._query_blob_sync(exchange, token, start_ns, end_ns, limit, key)
+        return TickPage(ticks_from_blob(page.blob), page.next_cursor)  # on the worker
 
     async def query_ticks(
         self,
@@ -258,14 +279,24 @@ class DuckDBStore:
         limit: int = 10_000,
         after: str | None = None,
     ) -> TickPage:
-        if limit < 1:
-            raise ValueError(f"limit must be >= 1, got {limit}")
-        # (start - 1, *, *) sorts before every row at or after start: the first page needs no
-        # special case in the keyset condition.
-        key = decode_cursor(after) if after else TickKey(start_ns - 1, 0, 0)
+        key = _first_key(start_ns, limit, after)
         return await self._run(
             self._query_ticks_sync, exchange, token, start_ns, end_ns, limit, key
         )
+
+    async def query_tick_blob(
+        self,
+        exchange: str,
+        token: int,
+        start_ns: int,
+        end_ns: int,
+        *,
+        limit: int = 10_000,
+        after: str | None = None,
+    ) -> TickBlob:
+        """``query_ticks`` without decoding: the page as one msgpack array (see TickBlob)."""
+        key = _first_key(start_ns, limit, after)
+        return await self._run(self._query_blob_sync, exchange, token, start_ns, end_ns, limit, key)
 
     async def scan_ticks(
         self, start_ns: int, end_ns: int, *, exchange: str | None = None, batch_size: int = 50_000

@@ -42,6 +42,7 @@ from tickstream.storage.base import (
     CANDLE_COLUMNS,
     TICK_COLUMNS,
     StoreUnavailableError,
+    TickBlob,
     TickKey,
     TickPage,
     candle_from_row,
@@ -50,7 +51,9 @@ from tickstream.storage.base import (
     encode_cursor,
     instrument_from_payload,
     instrument_row,
+    msgpack_array,
     tick_rows,
+    ticks_from_blob,
     ticks_from_payloads,
 )
 from tickstream.storage.pg_migrate import detect_flavor, migrate
@@ -81,12 +84,23 @@ _INSERT_STAGED = (
     "INSERT INTO ticks SELECT * FROM ticks_stage"
     " ORDER BY exchange, token, ts_exchange, ts_recv, tick_id ON CONFLICT DO NOTHING"
 )
-_QUERY = (
-    "SELECT payload, ts_exchange, ts_recv, tick_id FROM ticks"
-    " WHERE exchange = $1 AND token = $2 AND ts_exchange >= $3 AND ts_exchange < $4"
-    " AND (ts_exchange, ts_recv, tick_id) > ($5, $6, $7)"
-    " ORDER BY ts_exchange, ts_recv, tick_id LIMIT $8"
-)
+# One page as ONE row: the payloads concatenated server-side in key order (no row objects on the
+# client), how many rows matched (up to limit + 1, so the caller knows whether there is more) and
+# the key of the page's last row. $8 = limit + 1.
+_QUERY_BLOB = """
+WITH page AS (
+    SELECT payload, ts_exchange, ts_recv, tick_id,
+           row_number() OVER (ORDER BY ts_exchange, ts_recv, tick_id) AS rn
+    FROM ticks
+    WHERE exchange = $1 AND token = $2 AND ts_exchange >= $3 AND ts_exchange < $4
+      AND (ts_exchange, ts_recv, tick_id) > ($5, $6, $7)
+    ORDER BY ts_exchange, ts_recv, tick_id LIMIT $8)
+SELECT count(*) AS n,
+       coalesce(string_agg(payload, ''::bytea ORDER BY rn) FILTER (WHERE rn < $8), ''::bytea),
+       max(ts_exchange) FILTER (WHERE rn = $8 - 1), max(ts_recv) FILTER (WHERE rn = $8 - 1),
+       max(tick_id) FILTER (WHERE rn = $8 - 1)
+FROM page
+"""
 _SCAN = (
     "SELECT payload, exchange, token, ts_exchange, ts_recv, tick_id FROM ticks"
     " WHERE ts_exchange >= $1 AND ts_exchange < $2 AND ($3::text IS NULL OR exchange = $3)"
@@ -252,16 +266,35 @@ class PostgresStore:
         limit: int = 10_000,
         after: str | None = None,
     ) -> TickPage:
+        page = await self.query_tick_blob(
+            exchange, token, start_ns, end_ns, limit=limit, after=after
+        )
+        if page.n < _OFFLOAD_MIN:
+            return TickPage(ticks_from_blob(page.blob), page.next_cursor)
+        return TickPage(await asyncio.to_thread(ticks_from_blob, page.blob), page.next_cursor)
+
+    async def query_tick_blob(
+        self,
+        exchange: str,
+        token: int,
+        start_ns: int,
+        end_ns: int,
+        *,
+        limit: int = 10_000,
+        after: str | None = None,
+    ) -> TickBlob:
+        """``query_ticks`` without decoding: the page as one msgpack array (see TickBlob)."""
         if limit < 1:
             raise ValueError(f"limit must be >= 1, got {limit}")
         key = decode_cursor(after) if after else TickKey(start_ns - 1, 0, 0)
         with _unavailable_as_store_error():
-            rows = await self.pool.fetch(_QUERY, exchange, token, start_ns, end_ns, *key, limit + 1)
-        more = len(rows) > limit
-        rows = rows[:limit]
-        ticks = await _offload(ticks_from_payloads, [r[0] for r in rows])
-        cursor = encode_cursor(TickKey(rows[-1][1], rows[-1][2], rows[-1][3])) if more else None
-        return TickPage(ticks, cursor)
+            row = await self.pool.fetchrow(
+                _QUERY_BLOB, exchange, token, start_ns, end_ns, *key, limit + 1
+            )
+        matched, body, *last = row
+        n = min(matched, limit)
+        cursor = encode_cursor(TickKey(*last)) if matched > limit else None
+        return TickBlob(n, msgpack_array(n, body), cursor)
 
     async def scan_ticks(
         self, start_ns: int, end_ns: int, *, exchange: str | None = None, batch_size: int = 50_000
