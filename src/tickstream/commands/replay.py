@@ -50,23 +50,29 @@ def replay(
     """Replay a stored day."""
     import asyncio
 
+    settings, day, span, pace, names = _parse(config, date, start, end, speed, symbols)
+    rid = replay_id or _default_id(day, names, start, end)
+    args = {"store_url": store_url, "out_url": out_url, "kafka": kafka, "topic": topic}
+    typer.echo(asyncio.run(_main(settings, names, span, pace, rid, fresh, args)))
+
+
+def _parse(
+    config: Path | None, date: str, start: str | None, end: str | None, speed: str, symbols: str
+) -> tuple[Settings, dt.date, tuple[int, int], float | None, list[str]]:
     from tickstream.config import ConfigError, load_settings
     from tickstream.replay import day_range, parse_speed
 
     try:
         settings = load_settings(config)
         day = dt.date.fromisoformat(date)
-        start_ns, end_ns = day_range(day, start, end)
+        span = day_range(day, start, end)
         pace = parse_speed(speed)
     except (ConfigError, ValueError) as exc:
         raise typer.BadParameter(str(exc)) from None
     names = [s.strip() for s in symbols.split(",") if s.strip()]
     if not names:
         raise typer.BadParameter("no symbols given", param_hint="--symbols")
-    rid = replay_id or _default_id(day, names, start, end)
-    args = {"store_url": store_url, "out_url": out_url, "kafka": kafka, "topic": topic}
-    text = asyncio.run(_main(settings, names, (start_ns, end_ns), pace, rid, fresh, args))
-    typer.echo(text)
+    return settings, day, span, pace, names
 
 
 def _default_id(day: dt.date, names: list[str], start: str | None, end: str | None) -> str:

@@ -73,26 +73,28 @@ async def replay_through_pipeline(
     try:
         summary = await _run(replay, runner, tick_sink)
     finally:
-        if reporter is not None:
-            reporter.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await reporter
-        await runner.stop()
-        await tick_sink.stop()
-        await candle_sink.stop()
+        await _stop_reporter(reporter)
+        for component in (runner, tick_sink, candle_sink):  # producers first, then the sinks
+            await component.stop()
         if own_bus:
             await bus.close()
     if on_progress is not None:
         on_progress(replay)
-    stats = runner.stats()
     return PipelineReplayResult(
         summary=summary,
         published=dict(runner.published),
         tick_rows_inserted=int(tick_sink.stats()["inserted"]),
         candle_rows_written=_written(candle_sink),
         quarantined=int(runner.published.get("market:quarantine", 0)),
-        pipeline=stats,
+        pipeline=runner.stats(),
     )
+
+
+async def _stop_reporter(reporter: asyncio.Task[None] | None) -> None:
+    if reporter is not None:
+        reporter.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await reporter
 
 
 class _RecordedClockOffset:
