@@ -29,7 +29,7 @@ from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.http11 import Request, Response
 
 from tickstream.model import Instrument, Tick
-from tickstream.sim._conn import ConnectionInfo, SimConnection
+from tickstream.sim._conn import ConnectionInfo, Recorder, SimConnection
 from tickstream.sim.angel_ws import AngelWsServer
 from tickstream.sim.clock import SimClock
 from tickstream.sim.credentials import SimAuthority, SimCredentials
@@ -65,6 +65,9 @@ class SimConfig:
     faults: FaultPlan | None = None
     emission_log: Path | None = None  # JSONL of every tick sent, per connection
     emission_memory: int = 0  # keep the last N emissions in ``SimServer.emissions``
+    # Called right after each data frame is written to a client socket, with the connection id
+    # and the (tick, mode name) pairs it carried (end-to-end latency: the send-time stamp).
+    on_send: Recorder | None = None
     queue_size: int = 1024  # messages per connection before new ones are dropped
     heartbeat_s: float = 1.0
     kite_max_instruments: int = 3000
@@ -109,7 +112,7 @@ class SimServer:
         self.emissions: collections.deque[Emission] = collections.deque(maxlen=c.emission_memory)
         self._emitted = 0
         self._log_file: IO[bytes] | None = None
-        record = self._record if (c.emission_log or c.emission_memory) else None
+        record = self._record if (c.emission_log or c.emission_memory) else c.on_send
         self.kite = KiteWsServer(
             self.market, self.authority, self.faults, queue_size=c.queue_size,
             heartbeat_s=c.heartbeat_s, recorder=record, max_instruments=c.kite_max_instruments,
@@ -247,6 +250,8 @@ class SimServer:
             conn.abort()
 
     def _record(self, conn_id: str, sent: Sequence[tuple[Tick, str]]) -> None:
+        if self.config.on_send is not None:
+            self.config.on_send(conn_id, sent)
         for tick, mode in sent:
             self._emitted += 1
             emission = Emission(conn_id, self._emitted, mode, tick)
