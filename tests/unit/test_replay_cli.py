@@ -160,3 +160,28 @@ def test_replay_cli_bad_arguments_exit_2_with_reason(
     # Assert
     assert code == 2
     assert message in out
+
+
+def test_replay_cli_source_option_replays_only_that_feed(data_dir: Path) -> None:
+    # Arrange: a second live feed recorded 3 ticks of RELIANCE
+    async def add() -> None:
+        store = DuckDBStore(data_dir / "tickstream.duckdb")
+        await store.open()
+        angel = [
+            Tick(
+                exchange="NSE", token=2885, symbol="RELIANCE", source="angelone",
+                ts_exchange=ist_ns(DAY, 9, 16, s), ts_recv=ist_ns(DAY, 9, 16, s), ltp=999.0,
+                seq=s + 1,
+            )
+            for s in range(3)
+        ]  # fmt: skip
+        await store.write_ticks(angel)
+        await store.close()
+
+    asyncio.run(add())
+    # Act
+    code, out = invoke(data_dir, "--symbols", "RELIANCE", "--speed", "max", "--source", "angelone")
+    # Assert
+    assert code == 0, out
+    assert re.search(r": 3 ticks, 09:16:00 \.\. 09:16:02 IST", out)
+    assert replay_rows(data_dir) == [(2885, "replay", 3, ist_ns(DAY, 9, 16), ist_ns(DAY, 9, 16, 2))]

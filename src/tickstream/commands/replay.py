@@ -45,14 +45,19 @@ def replay(
         None, "--id", help="Checkpoint name (default: derived from date, symbols and range)."
     ),
     fresh: bool = typer.Option(False, "--fresh", help="Ignore an unfinished checkpoint."),
+    source: str | None = typer.Option(
+        None, "--source", help="Replay only this live source's rows (e.g. kite); default all."
+    ),
     config: Path | None = typer.Option(None, "--config", help="TOML settings file."),
 ) -> None:
     """Replay a stored day."""
     import asyncio
 
     settings, day, span, pace, names = _parse(config, date, start, end, speed, symbols)
-    rid = replay_id or _default_id(day, names, start, end)
-    args = {"store_url": store_url, "out_url": out_url, "kafka": kafka, "topic": topic}
+    rid = replay_id or _default_id(day, names, start, end, source)
+    args: dict[str, Any] = {"store_url": store_url, "out_url": out_url, "kafka": kafka}
+    args["topic"] = topic
+    args["sources"] = frozenset(s.strip() for s in source.split(",")) if source else None
     typer.echo(asyncio.run(_main(settings, names, span, pace, rid, fresh, args)))
 
 
@@ -75,10 +80,12 @@ def _parse(
     return settings, day, span, pace, names
 
 
-def _default_id(day: dt.date, names: list[str], start: str | None, end: str | None) -> str:
+def _default_id(
+    day: dt.date, names: list[str], start: str | None, end: str | None, source: str | None
+) -> str:
     import hashlib
 
-    what = ",".join(sorted(n.upper() for n in names)) + f"|{start}|{end}"
+    what = ",".join(sorted(n.upper() for n in names)) + f"|{start}|{end}|{source}"
     return f"{day.isoformat()}-{hashlib.blake2b(what.encode(), digest_size=5).hexdigest()}"
 
 
@@ -102,7 +109,7 @@ async def _main(
             insts = await resolve_instruments(store, names, default_universe())
         except ValueError as exc:
             raise typer.BadParameter(str(exc), param_hint="--symbols") from None
-        spec = ReplaySpec(tuple(insts), span[0], span[1], speed=speed)
+        spec = ReplaySpec(tuple(insts), span[0], span[1], speed=speed, sources=args["sources"])
         rep = _replay(store, spec, settings.data_dir, rid, fresh)
         if args["kafka"]:
             return await _to_kafka(rep, args["kafka"], args["topic"])
