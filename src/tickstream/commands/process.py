@@ -52,54 +52,62 @@ def process(
     session_timeout_ms: int = typer.Option(10_000, help="Group session timeout."),
 ) -> None:
     import asyncio
+
+    bootstrap = kafka or os.environ.get("KAFKA_BOOTSTRAP", "127.0.0.1:9092")
+    worker_kwargs: dict[str, Any] = {
+        "group_id": group,
+        "source_topic": source_topic,
+        "ticks_topic": ticks_topic,
+        "candles_topic": candles_topic,
+        "batch_max": batch,
+        "consumer_config": {
+            "session.timeout.ms": session_timeout_ms,
+            "heartbeat.interval.ms": max(500, session_timeout_ms // 6),
+        },
+    }
+    asyncio.run(
+        _serve(
+            bootstrap,
+            _engine_factory(intervals, indicators),
+            redis or os.environ.get("REDIS_URL", ""),
+            database or os.environ.get("DATABASE_URL", ""),
+            worker_kwargs,
+        )
+    )
+
+
+async def _serve(
+    bootstrap: str, factory: Any, redis_url: str, db_url: str, worker_kwargs: dict[str, Any]
+) -> None:
+    """Run one worker until SIGINT/SIGTERM, with the fan-out and store it was given."""
+    import asyncio
     import signal
 
     from tickstream.scaleout import ProcessWorker, prepare_topics
 
-    bootstrap = kafka or os.environ.get("KAFKA_BOOTSTRAP", "127.0.0.1:9092")
-    redis_url = redis or os.environ.get("REDIS_URL", "")
-    db_url = database or os.environ.get("DATABASE_URL", "")
+    await prepare_topics(bootstrap)
+    fanout = store = None
+    if redis_url:
+        from tickstream.bus.redis_bus import RedisBus
 
-    async def main() -> None:
-        await prepare_topics(bootstrap)
-        fanout = store = None
-        if redis_url:
-            from tickstream.bus.redis_bus import RedisBus
+        fanout = RedisBus(redis_url)
+        await fanout.start()
+    if db_url:
+        from tickstream.storage import open_store
 
-            fanout = RedisBus(redis_url)
-            await fanout.start()
-        if db_url:
-            from tickstream.storage import open_store
-
-            store = await open_store(db_url)
-        worker = ProcessWorker(
-            bootstrap,
-            _engine_factory(intervals, indicators),
-            group_id=group,
-            source_topic=source_topic,
-            ticks_topic=ticks_topic,
-            candles_topic=candles_topic,
-            fanout=fanout,
-            store=store,
-            batch_max=batch,
-            consumer_config={
-                "session.timeout.ms": session_timeout_ms,
-                "heartbeat.interval.ms": max(500, session_timeout_ms // 6),
-            },
-        )
-        stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(sig, stop.set)
-        try:
-            await worker.run(stop)
-        finally:
-            if fanout is not None:
-                await fanout.close()
-            if store is not None:
-                await store.close()
-
-    asyncio.run(main())
+        store = await open_store(db_url)
+    worker = ProcessWorker(bootstrap, factory, fanout=fanout, store=store, **worker_kwargs)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    try:
+        await worker.run(stop)
+    finally:
+        if fanout is not None:
+            await fanout.close()
+        if store is not None:
+            await store.close()
 
 
 def register(app: typer.Typer) -> None:
