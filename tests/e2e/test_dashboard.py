@@ -206,6 +206,8 @@ async def test_dashboard_renders_live_candles_and_ticks(
         )
         await asyncio.sleep(3.0)
         second = await cdp.js("window.__tickstream")
+        # indicator overlays appear once the 1s candles have warmed up EMA/RSI (~15 s)
+        overlays = await _until(cdp, "window.__tickstream.indicators", 60)
         canvases = await cdp.js("document.querySelectorAll('#chart canvas').length")
         rows = await cdp.js("document.querySelectorAll('#tickrows tr').length")
         status = await cdp.js("document.querySelector('#tickrows td:last-child').textContent")
@@ -218,6 +220,7 @@ async def test_dashboard_renders_live_candles_and_ticks(
     assert second["candles"] > first["candles"] > 0
     assert second["ticks"] > first["ticks"]
     assert second["errors"] == []
+    assert overlays > 0, "no indicator values reached the EMA/Bollinger/Supertrend/RSI series"
     assert canvases > 0
     assert rows > 0
     assert status in {"LIVE", "STALE"}

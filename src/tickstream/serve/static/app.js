@@ -8,7 +8,7 @@ const TABLE_ROWS = 60;
 const TABLE_EXTRA = 8; // instruments besides the selected one that feed the tick table
 const $ = (id) => document.getElementById(id);
 
-const stats = (window.__tickstream = { candles: 0, closed: 0, ticks: 0, backfill: 0, dropped: 0, errors: [] });
+const stats = (window.__tickstream = { candles: 0, closed: 0, indicators: 0, ticks: 0, backfill: 0, dropped: 0, errors: [] });
 const params = new URLSearchParams(location.search);
 const state = { key: null, symbols: [], selected: null, interval: IV_SECONDS[params.get("interval")] ? params.get("interval") : "1m", ws: null, bar: null, lastTs: {}, rateCount: 0, retry: 0 };
 let chart, candleSeries, overlays = {}, rsiSeries;
@@ -98,8 +98,9 @@ function setHistory(candles) {
     for (const [k, p] of Object.entries(pts)) series[k].push(p);
     if (r) rsi.push(r);
   }
-  for (const [k, data] of Object.entries(series)) overlays[k].setData(data);
+  for (const [k, data] of Object.entries(series)) { overlays[k].setData(data); stats.indicators += data.length; }
   rsiSeries.setData(rsi);
+  stats.indicators += rsi.length;
   const last = candles[candles.length - 1];
   state.bar = last ? { time: chartTime(last.start), open: last.open, high: last.high, low: last.low, close: last.close } : null;
   stats.candles += bars.length;
@@ -118,15 +119,24 @@ function onTickForChart(t) {
   stats.candles += 1;
 }
 
+// Append a point; a point older than the series' last one replaces the existing point instead.
+function put(series, point) {
+  try {
+    series.update(point);
+  } catch (e) {
+    try { series.update(point, true); } catch (e2) { return false; }
+  }
+  return true;
+}
+
 function onClosedCandle(c) {
   const time = chartTime(c.start);
-  if (state.bar && time < state.bar.time - IV_SECONDS[state.interval] * 500) return;
   const bar = { time, open: c.open, high: c.high, low: c.low, close: c.close };
   if (!state.bar || time >= state.bar.time) state.bar = bar;
-  try { candleSeries.update(bar, true); } catch (e) { /* older than the last bar: keep the screen */ }
+  put(candleSeries, bar);
   const { pts, rsi } = indicatorPoints(c);
-  for (const [k, p] of Object.entries(pts)) { try { overlays[k].update(p, true); } catch (e) { /* out of order */ } }
-  if (rsi) { try { rsiSeries.update(rsi, true); } catch (e) { /* out of order */ } }
+  for (const [k, p] of Object.entries(pts)) stats.indicators += put(overlays[k], p) ? 1 : 0;
+  if (rsi) stats.indicators += put(rsiSeries, rsi) ? 1 : 0;
   stats.closed += 1;
   stats.candles += 1;
 }
