@@ -26,6 +26,7 @@ from tickstream.replay import (
     replay_into_kafka,
 )
 from tickstream.replay.pipeline import replay_through_pipeline
+from tickstream.storage.duckdb_store import DuckDBStore
 from tickstream.storage.postgres import PostgresStore
 
 from conformance.store_suite import create_temp_database, drop_temp_database
@@ -120,6 +121,15 @@ async def test_replay_postgres_killed_and_resumed_stores_each_tick_once(
         " GROUP BY 1, 2 HAVING count(*) > 1) d"
     )
     assert dupes == 0
+    # ...and the candles equal an uninterrupted replay's (the resumed engine was rebuilt)
+    reference = DuckDBStore(":memory:")
+    await reference.open()
+    await replay_through_pipeline(Replay(store, spec()), reference, CONFIG)
+    for inst in INSTS:
+        want = await reference.query_candles("NSE", inst.token, Interval.M1, *day_range(DAY))
+        assert await store.query_candles("NSE", inst.token, Interval.M1, *day_range(DAY)) == want
+        assert len(want) == 11
+    await reference.close()
 
 
 async def test_replay_postgres_into_kafka_raw_ticks_in_time_order(

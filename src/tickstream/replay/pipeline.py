@@ -18,21 +18,29 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
+import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
+
+import msgspec
 
 from tickstream.bus.base import Bus
 from tickstream.bus.memory import MemoryBus
 from tickstream.model import Tick
 from tickstream.pipeline.engine import TOPIC_CANDLES, TOPIC_TICKS, EngineConfig, PipelineEngine
 from tickstream.pipeline_runner import PipelineRunner
+from tickstream.replay.checkpoint import tick_key
 from tickstream.replay.session import Replay, ReplaySummary
-from tickstream.storage.base import TickStore
+from tickstream.replay.source import REPLAY_SOURCE
+from tickstream.storage.base import TickKey, TickStore
 from tickstream.storage.sinks import CandleSink, TickSink
 
-__all__ = ["PipelineReplayResult", "replay_through_pipeline"]
+__all__ = ["PipelineReplayResult", "RecordedClockOffset", "replay_through_pipeline", "warm_up"]
+
+log = logging.getLogger(__name__)
 
 Progress = Callable[[Replay], None]
 
@@ -66,12 +74,16 @@ async def replay_through_pipeline(
         await bus.start()
     tick_sink = TickSink(bus, out_store, TOPIC_TICKS)
     candle_sink = CandleSink(bus, out_store, TOPIC_CANDLES)
-    runner = PipelineRunner(PipelineEngine(engine_config), bus)
+    engine = PipelineEngine(engine_config)
+    offset = RecordedClockOffset()
+    if replay.load():
+        await warm_up(engine, replay, offset=offset)
+    runner = PipelineRunner(engine, bus)
     for component in (tick_sink, candle_sink, runner):
         await component.start()
     reporter = _start_reporter(replay, on_progress, progress_interval_s)
     try:
-        summary = await _run(replay, runner, tick_sink)
+        summary = await _run(replay, runner, tick_sink, offset)
     finally:
         await _stop_reporter(reporter)
         for component in (runner, tick_sink, candle_sink):  # producers first, then the sinks
@@ -97,7 +109,46 @@ async def _stop_reporter(reporter: asyncio.Task[None] | None) -> None:
             await reporter
 
 
-class _RecordedClockOffset:
+async def warm_up(
+    engine: PipelineEngine, replay: Replay, *, offset: RecordedClockOffset | None = None
+) -> int:
+    """Rebuild a resumed replay's engine state: run every tick up to the checkpoint positions
+    through ``engine`` (outputs discarded, nothing delivered), so candles and indicators continue
+    exactly as in an uninterrupted replay. Returns the number of ticks re-processed."""
+    positions = replay.positions
+    if not positions:
+        return 0
+    spec = replay.spec
+    last = max(p.ts_exchange for p in positions.values())
+    warm_spec = dataclasses.replace(spec, speed=None, end_ns=min(spec.end_ns, last + 1))
+    offset = offset if offset is not None else RecordedClockOffset()
+    seen = 0
+
+    async def process(batch: list[Tick]) -> None:
+        nonlocal seen
+        before = [t for t in batch if _at_or_before(t, positions)]
+        if before:
+            offset.observe(before)
+            engine.set_clock_offset(offset())
+            retagged = [msgspec.structs.replace(t, source=REPLAY_SOURCE) for t in before]
+            engine.process(retagged, time.monotonic_ns())
+            seen += len(before)
+
+    await Replay(replay.store, warm_spec).run(process, retag=False)
+    log.info("replay %s: engine state rebuilt from %d ticks", replay.replay_id, seen)
+    return seen
+
+
+def _at_or_before(tick: Tick, positions: dict[str, TickKey]) -> bool:
+    pos = positions.get(tick.key)
+    if pos is None:
+        return False
+    if tick.ts_exchange != pos.ts_exchange:
+        return tick.ts_exchange < pos.ts_exchange
+    return tick_key(tick) <= pos
+
+
+class RecordedClockOffset:
     """The recording's exchange-clock offset (``ts_exchange - ts_recv`` of the first replayed
     tick), so the normaliser judges ``ts_exchange`` against ``ts_recv`` as the live run did (a
     simulated session's exchange clock may run on another day than the wall clock)."""
@@ -113,8 +164,9 @@ class _RecordedClockOffset:
         return self.offset_ns or 0
 
 
-async def _run(replay: Replay, runner: PipelineRunner, tick_sink: TickSink) -> ReplaySummary:
-    offset = _RecordedClockOffset()
+async def _run(
+    replay: Replay, runner: PipelineRunner, tick_sink: TickSink, offset: RecordedClockOffset
+) -> ReplaySummary:
     runner.set_exchange_clock_offset(offset)
 
     async def deliver(batch: list[Tick]) -> None:

@@ -100,6 +100,7 @@ class Replay:
         self._yielded_ts: int | None = None  # ts_exchange of the last tick being handed over
         self.resumed = False
         self.done = False
+        self._loaded = False
 
     # ------------------------------------------------------------------------------ controls
     @property
@@ -128,13 +129,22 @@ class Replay:
 
     # ------------------------------------------------------------------------------ running
     async def run(
-        self, deliver: Deliver, *, before_checkpoint: Callable[[], Awaitable[object]] | None = None
+        self,
+        deliver: Deliver,
+        *,
+        before_checkpoint: Callable[[], Awaitable[object]] | None = None,
+        retag: bool = True,
     ) -> ReplaySummary:
-        """Replay to the end (or until cancelled), handing batches to ``deliver``."""
+        """Replay to the end (or until cancelled), handing batches to ``deliver``.
+
+        ``retag=False`` hands over the stored ticks as they are (their own ``source``)."""
         t0 = time.monotonic()
-        self._load_checkpoint()
+        self.load()
         async for part in self._stream():
-            await deliver([msgspec.structs.replace(t, source=REPLAY_SOURCE) for t in part])
+            if retag:
+                await deliver([msgspec.structs.replace(t, source=REPLAY_SOURCE) for t in part])
+            else:
+                await deliver(part)
             self._mark(part)
             if self._cp_path is not None and self._pending_n >= self._cp_every:
                 await self.checkpoint(before_checkpoint)
@@ -167,6 +177,20 @@ class Replay:
             done=self.done,
         )
         await asyncio.to_thread(save_checkpoint, self._cp_path, cp)
+
+    @property
+    def positions(self) -> dict[str, TickKey]:
+        """Per instrument key, the store key of the last tick delivered (after :meth:`load`,
+        what the checkpoint recorded)."""
+        self._fold_pending()
+        return dict(self._positions)
+
+    def load(self) -> bool:
+        """Read the checkpoint (once); True when this replay resumes an earlier one."""
+        if not self._loaded:
+            self._loaded = True
+            self._load_checkpoint()
+        return self.resumed
 
     def _load_checkpoint(self) -> None:
         if self._cp_path is None:
