@@ -18,7 +18,7 @@ from tickstream.model import (
     Mode,
     Tick,
 )
-from tickstream.storage.base import TickStore
+from tickstream.storage.base import TickStore, ticks_from_blob
 
 T0 = 1_763_700_000_000_000_000  # 2025-11-21 04:40:00 UTC, a second boundary
 SEC = 1_000_000_000
@@ -246,6 +246,46 @@ class StoreConformance:
 
     async def test_store_stats_names_backend(self, store: TickStore) -> None:
         assert store.stats()["backend"] == store.name
+
+    async def test_store_tick_blob_pages_decode_to_query_ticks_pages(
+        self, store: TickStore
+    ) -> None:
+        ticks = [make_tick(i) for i in range(25)] + [make_tick(i, token=11536) for i in range(3)]
+        await store.write_ticks(ticks)
+        blob_store: Any = store  # query_tick_blob is beside the protocol, not in it
+        blobs, pages = [], []
+        cursor: str | None = None
+        while True:
+            blob = await blob_store.query_tick_blob("NSE", 2885, 0, 2**62, limit=10, after=cursor)
+            page = await store.query_ticks("NSE", 2885, 0, 2**62, limit=10, after=cursor)
+            blobs.append(blob)
+            pages.append(page)
+            cursor = blob.next_cursor
+            if cursor is None:
+                break
+        assert [b.next_cursor for b in blobs] == [p.next_cursor for p in pages]
+        assert [ticks_from_blob(b.blob) for b in blobs] == [p.ticks for p in pages]
+        assert [b.n for b in blobs] == [10, 10, 5]
+        assert [t for b in blobs for t in ticks_from_blob(b.blob)] == ticks[:25]
+
+    async def test_store_tick_blob_empty_range_is_empty_array(self, store: TickStore) -> None:
+        await store.write_ticks([make_tick(0)])
+        blob_store: Any = store
+        blob = await blob_store.query_tick_blob("NSE", 2885, T0 + SEC, T0 + 2 * SEC)
+        assert (blob.n, ticks_from_blob(blob.blob), blob.next_cursor) == (0, [], None)
+        with pytest.raises(ValueError, match="limit"):
+            await blob_store.query_tick_blob("NSE", 2885, 0, 1, limit=0)
+
+    async def test_store_redelivered_batches_then_new_batches_all_counted(
+        self, store: TickStore
+    ) -> None:
+        ticks = [make_tick(i) for i in range(60)]
+        first = [await store.write_ticks(ticks[i : i + 10]) for i in range(0, 30, 10)]
+        again = [await store.write_ticks(ticks[i : i + 10]) for i in range(0, 30, 10)]
+        mixed = await store.write_ticks(ticks[25:45])
+        rest = [await store.write_ticks(ticks[i : i + 5]) for i in range(45, 60, 5)]
+        assert (first, again, mixed, rest) == ([10, 10, 10], [0, 0, 0], 15, [5, 5, 5])
+        assert await all_ticks(store) == ticks
 
 
 def _with_database(dsn: str, database: str) -> str:

@@ -32,6 +32,7 @@ __all__ = [
     "payload_blob",
     "tick_records",
     "tick_table",
+    "unique_tick_records",
 ]
 
 _encode = msgspec.msgpack.Encoder().encode
@@ -104,7 +105,18 @@ def tick_table(ticks: Sequence[Tick], enc: EncodedTicks | None = None) -> pa.Tab
 
 def tick_records(ticks: Sequence[Tick]) -> list[tuple[Any, ...]]:
     """COPY records in ``TICK_COLUMNS`` order, equal to ``tick_rows`` (payloads as Raw views)."""
+    return _records(ticks, encode_ticks(ticks))
+
+
+def unique_tick_records(ticks: Sequence[Tick]) -> list[tuple[Any, ...]]:
+    """``tick_records`` keeping only the first row of each key (a batch's repeats dropped)."""
     enc = encode_ticks(ticks)
+    records = _records(ticks, enc)
+    keep = first_of_each_key(ticks, enc.tick_ids)
+    return records if keep is None else [records[i] for i in keep]
+
+
+def _records(ticks: Sequence[Tick], enc: EncodedTicks) -> list[tuple[Any, ...]]:
     return list(
         zip(
             [t.exchange for t in ticks],
