@@ -70,13 +70,10 @@ class EmissionLike(Protocol):
 
     @property
     def conn_id(self) -> str: ...
-
     @property
     def n(self) -> int: ...
-
     @property
     def mode(self) -> str: ...
-
     @property
     def tick(self) -> Tick: ...
 
@@ -204,12 +201,7 @@ def check_ticks(
     sample_size: int = 5,
 ) -> TickReport:
     """The verdict on ticks; see the module docstring for each count."""
-    stored_ids: Counter[TickIdentity] = Counter()
-    stored_by_id: dict[TickIdentity, Tick] = {}
-    for tick in stored:
-        ident = tick_identity(tick)
-        stored_ids[ident] += 1
-        stored_by_id.setdefault(ident, tick)
+    stored_ids, stored_by_id = _count_stored(stored)
     quarantined_ids = {tick_identity(t) for t in quarantined}
     lossy = set(lossy_connections)
     reached = set(stored_ids) | quarantined_ids
@@ -230,16 +222,27 @@ def check_ticks(
             unexpected_ids.discard(by_locator.pop(_locator(ident)))
         if kind in ("missing", "altered") and len(samples) < sample_size:
             samples.append(_sample(kind, first_emission[ident].tick))
-    duplicated = sum(n - 1 for n in stored_ids.values() if n > 1)
+    duplicated = 0
     for ident, n in stored_ids.items():
-        if n > 1 and len(samples) < 2 * sample_size:
-            samples.append(_sample("duplicated", stored_by_id[ident], f"stored {n} times"))
+        if n > 1:
+            duplicated += n - 1
+            _add(samples, 2 * sample_size, _sample("duplicated", stored_by_id[ident], f"{n} rows"))
     return TickReport(
         emitted=len(emitted), emitted_distinct=len(emitted_ids), stored=sum(stored_ids.values()),
         missing=counts["missing"], duplicated=duplicated, altered=counts["altered"],
         undelivered=counts["undelivered"], quarantined=counts["quarantined"],
         unexpected=len(unexpected_ids), samples=tuple(samples),
     )  # fmt: skip
+
+
+def _count_stored(stored: Iterable[Tick]) -> tuple[Counter[TickIdentity], dict[TickIdentity, Tick]]:
+    counts: Counter[TickIdentity] = Counter()
+    first: dict[TickIdentity, Tick] = {}
+    for tick in stored:
+        ident = tick_identity(tick)
+        counts[ident] += 1
+        first.setdefault(ident, tick)
+    return counts, first
 
 
 def _classify_absent(

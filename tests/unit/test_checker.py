@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
+from pathlib import Path
 
 import msgspec
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from typer.testing import CliRunner, Result
 
 from tickstream.calendar import ist_ns
 from tickstream.checker import (
@@ -18,6 +22,7 @@ from tickstream.checker import (
     tick_identity,
     wire_view,
 )
+from tickstream.commands.check import parse_time
 from tickstream.model import Candle, Interval, Mode, Tick
 from tickstream.pipeline.engine import EngineConfig, PipelineEngine
 from tickstream.sim.market import Market
@@ -44,7 +49,7 @@ def _emissions(ticks: list[Tick], conn_id: str = "kite-1") -> list[Emission]:
 def _received(emitted: list[EmittedTick]) -> list[Tick]:
     """What our client stores: the decoded tick with our receive time, source and symbol."""
     return [
-        msgspec.structs.replace(e.tick, ts_recv=START_NS + e.n, symbol="X", source="kite")
+        msgspec.structs.replace(e.tick, ts_recv=e.tick.ts_exchange + e.n, symbol="X", source="kite")
         for e in emitted
     ]
 
@@ -86,7 +91,7 @@ def test_check_ticks_same_tick_stored_twice_is_duplicated() -> None:
     # Assert
     assert report.duplicated == 1
     assert report.missing == 0
-    assert any(s.kind == "duplicated" and s.detail == "stored 2 times" for s in report.samples)
+    assert any(s.kind == "duplicated" and s.detail == "2 rows" for s in report.samples)
 
 
 def test_check_ticks_tail_of_cut_connection_is_undelivered_not_missing() -> None:
@@ -233,3 +238,73 @@ def test_check_ticks_any_dropped_subset_before_last_is_counted_exactly(drop: set
     # Assert
     assert report.missing == len(dropped - {tick_identity(t) for t in stored})
     assert report.undelivered == 0
+
+
+# ---------------------------------------------------------------------------- tickstream check
+
+
+def _write_case(tmp_path: Path, drop: int | None) -> Path:
+    """An emission log and a DuckDB store holding what our client stored (minus ``drop``)."""
+    from tickstream.storage.duckdb_store import DuckDBStore
+
+    emissions = _emissions(_market_ticks(steps=60))
+    log = tmp_path / "emissions.jsonl"
+    log.write_bytes(b"".join(msgspec.json.encode(e) + b"\n" for e in emissions))
+    accepted, candles = _engine_candles(_received(emitted_ticks(emissions)))
+    stored = [t for i, t in enumerate(accepted) if i != drop]
+
+    async def write() -> None:
+        store = DuckDBStore(tmp_path / "tickstream.duckdb")
+        await store.open()
+        await store.write_ticks(stored)
+        await store.write_candles(candles)
+        await store.close()
+
+    asyncio.run(write())
+    return log
+
+
+def _invoke(tmp_path: Path, log: Path, monkeypatch: pytest.MonkeyPatch) -> Result:
+    from tickstream.cli import app
+
+    for name in ("DATABASE_URL", "TICKSTREAM_DATABASE_URL", "TICKSTREAM_CANDLE_INTERVALS"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("TICKSTREAM_CANDLE_INTERVALS", "1s,1m")
+    args = ["check", "--since", "2026-11-20T09:15:00", "--emission-log", str(log)]
+    return CliRunner().invoke(app, [*args, "--data-dir", str(tmp_path), "--strict"])
+
+
+def test_check_cli_complete_store_exits_zero(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Arrange
+    log = _write_case(tmp_path, drop=None)
+    # Act
+    result = _invoke(tmp_path, log, monkeypatch)
+    # Assert
+    assert result.exit_code == 0, result.output
+    assert "missing 0, duplicated 0, altered 0" in result.output
+    assert result.output.rstrip().endswith("OK")
+
+
+def test_check_cli_lost_tick_exits_one_and_names_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Arrange
+    log = _write_case(tmp_path, drop=7)
+    # Act
+    result = _invoke(tmp_path, log, monkeypatch)
+    # Assert
+    assert result.exit_code == 1, result.output
+    assert "missing 1," in result.output
+    assert "  missing: NSE:" in result.output
+    assert "DEFECTS FOUND" in result.output
+
+
+def test_check_parse_time_naive_is_ist_and_offsets_are_kept() -> None:
+    # Arrange / Act / Assert
+    assert parse_time("2026-11-20T10:00:00") == START_NS
+    assert parse_time("2026-11-20T04:30:00+00:00") == START_NS
+    assert parse_time(str(START_NS)) == START_NS
+    with pytest.raises(ValueError, match="not a time"):
+        parse_time("yesterday")
