@@ -11,10 +11,12 @@ from pathlib import Path
 
 import pytest
 from confluent_kafka import Consumer, TopicPartition
+from typer.testing import CliRunner
 
 from tickstream.bus.envelope import decode_envelope
 from tickstream.bus.kafka_bus import KafkaProducer, ensure_topics
 from tickstream.calendar import ist_ns
+from tickstream.cli import app
 from tickstream.model import Instrument, Interval, Tick
 from tickstream.pipeline.candles import CandleConfig
 from tickstream.pipeline.engine import EngineConfig
@@ -167,3 +169,32 @@ def consume(bootstrap: str, topic: str, n: int) -> list[tuple[str, Tick]]:
     finally:
         consumer.close()
     return out
+
+
+def test_replay_cli_kafka_from_postgres_publishes_every_tick(
+    pg_dsn: str, kafka_bootstrap: str, tmp_path: Path
+) -> None:
+    # Arrange: the live day in PostgreSQL
+    async def fill() -> None:
+        s = PostgresStore(pg_dsn)
+        await s.open()
+        await s.pool.execute("TRUNCATE ticks")
+        await s.write_ticks(live_ticks())
+        await s.close()
+
+    asyncio.run(fill())
+    topic = f"raw_ticks_cli_{uuid.uuid4().hex[:8]}"
+    args = ["replay", "--date", DAY.isoformat(), "--symbols", "NSE:2885,NSE:1594", "--speed"]
+    args += ["max", "--store", pg_dsn, "--kafka", kafka_bootstrap, "--topic", topic]
+    # Act
+    result = CliRunner().invoke(app, args, env={"TICKSTREAM_DATA_DIR": str(tmp_path)})
+    # Assert
+    assert result.exit_code == 0, result.output
+    assert f"published: {topic}=602" in result.output
+    consumer = Consumer({"bootstrap.servers": kafka_bootstrap, "group.id": topic})
+    counts = {}
+    for p in range(6):
+        low, high = consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10)
+        counts[p] = high - low
+    consumer.close()
+    assert sum(counts.values()) == 602

@@ -158,9 +158,13 @@ async def _to_pipeline(rep: Replay, settings: Settings, out_url: str | None) -> 
 
 
 async def _to_kafka(rep: Replay, bootstrap: str, topic: str) -> str:
-    from tickstream.bus.kafka_bus import KafkaProducer
+    from confluent_kafka.admin import AdminClient
+
+    from tickstream.bus.kafka_bus import SCALEOUT_PARTITIONS, KafkaProducer, ensure_topics
     from tickstream.replay import replay_into_kafka
 
+    # Created like `tickstream ingest` creates it when missing (6 partitions, key = instrument).
+    await ensure_topics(AdminClient({"bootstrap.servers": bootstrap}), {topic: SCALEOUT_PARTITIONS})
     producer = KafkaProducer(bootstrap, source="replay")
     summary = await replay_into_kafka(rep, producer, topic=topic)
     return _summary_text(rep, summary.wall_secs, {topic: summary.emitted}, None)
