@@ -1,4 +1,5 @@
-"""Redis SIGKILLed mid-stream and restarted: a consumer group still gets every tick.
+"""Redis SIGKILLed mid-stream and restarted: a consumer group still gets every tick, and a
+pub/sub subscription resubscribes by itself.
 
 Duplicates are allowed (a chunk whose reply was lost is sent again; an entry read but not acked
 is delivered again) and removed by tick id; holes are not allowed. Redis is always restarted,
@@ -16,9 +17,11 @@ from pathlib import Path
 
 import pytest
 
+from tickstream.bus.base import Subscription
 from tickstream.bus.envelope import event_id
 from tickstream.bus.redis_bus import RedisBus
 from tickstream.bus.streams import RETRYABLE, StreamGroupReader
+from tickstream.model import Tick
 
 from conformance.bus_suite import make_tick
 
@@ -50,6 +53,19 @@ async def consume(reader: StreamGroupReader, seen: set[str], deadline: float) ->
             await reader.ack(entries)
 
 
+async def resubscribed(bus: RedisBus, live: Subscription) -> Tick | None:
+    """Publish on the live channel until the (reconnected) subscription hears it."""
+    end = time.monotonic() + 15
+    while time.monotonic() < end:
+        with contextlib.suppress(*RETRYABLE):
+            await bus.publish(live.topic, make_tick(-1))
+        msg = await live.get(timeout=0.5)
+        if msg is not None:
+            value: Tick = msg.value
+            return value
+    return None
+
+
 async def test_redis_killed_mid_stream_group_receives_every_tick(redis_url: str) -> None:
     # Arrange
     prefix = f"test:{uuid.uuid4().hex[:8]}:mds:"
@@ -59,6 +75,7 @@ async def test_redis_killed_mid_stream_group_receives_every_tick(redis_url: str)
     seen: set[str] = set()
     half_done = asyncio.Event()
     consumer = asyncio.create_task(consume(reader, seen, time.monotonic() + 60))
+    live = await bus.subscribe(f"{prefix}live", type_=Tick)
     try:
         # Act
         publisher = asyncio.create_task(publish_all(bus, half_done))
@@ -69,6 +86,7 @@ async def test_redis_killed_mid_stream_group_receives_every_tick(redis_url: str)
         await publisher
         await bus.streams.flush(timeout=30)
         await asyncio.wait_for(consumer, 45)
+        after_restart = await resubscribed(bus, live)
     finally:
         await asyncio.to_thread(services, "start", "redis")
         consumer.cancel()
@@ -81,3 +99,4 @@ async def test_redis_killed_mid_stream_group_receives_every_tick(redis_url: str)
     assert reader.stats()["reconnects"] >= 1
     assert bus.streams.stats()["published"] >= TOTAL
     assert bus.streams.stats()["retries"] >= 1  # the publisher really hit the outage
+    assert after_restart == make_tick(-1)  # pub/sub subscription re-subscribed by itself
