@@ -51,15 +51,12 @@ FANOUT_CANDLES = "market:candles"
 FANOUT_ENRICHED = "market:candles:enriched"
 
 
-class Output(Protocol):
-    ticks: list[Tick]
-    candles: list[Candle]
-    revisions: list[Candle]
-    enriched: list[Candle]
-
-
 class Processor(Protocol):
-    """What a worker runs per partition: the PipelineEngine or anything shaped like it."""
+    """What a worker runs per partition: the PipelineEngine or anything shaped like it.
+
+    ``process`` returns an object with ``ticks``, ``candles``, ``revisions`` (and optionally
+    ``enriched``) lists, as :class:`~tickstream.pipeline.engine.EngineOutput` has.
+    """
 
     def process(self, batch: Sequence[Tick], now_ns: int) -> Any: ...
 
