@@ -84,7 +84,7 @@ class FaultRun:
         target = self.accepted() + n
         await self.wait_for(f"{n} more accepted ticks", lambda: self.accepted() >= target, timeout)
 
-    async def wait_reconnected(self, old: set[str], timeout: float = 15.0) -> None:
+    async def wait_reconnected(self, old: set[str], timeout: float = 30.0) -> None:
         """Until a connection that is not in ``old`` is open and has delivered ticks."""
         await self.wait_for("a new connection", lambda: bool(set(self.conn_ids()) - old), timeout)
         await self.wait_more_ticks(50, timeout)
