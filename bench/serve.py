@@ -406,16 +406,16 @@ def build_results(
 
 
 async def parent_main(quick: bool, clients: int, per: int) -> None:
-    secs = 1.0 if quick else 8.0
+    secs = 1.0 if quick else 5.0
     if quick:
         clients = min(clients, 20)
     proc, info = start_child(Path(tempfile.mkdtemp(prefix="bench-serve-")), quick)
     try:
-        idle = await measure_candles(info["ports"]["a"], info["key"], 60 if quick else 200)
+        idle = await measure_candles(info["ports"]["a"], info["key"], 60 if quick else 100)
         command(proc, "go a")
         ours = await measure_ws(info["ports"]["a"], info["key"], clients, per, secs, stall=False)
         stalled = await measure_ws(info["ports"]["a"], info["key"], clients, per, secs, stall=True)
-        candles = await measure_candles(info["ports"]["a"], info["key"], 60 if quick else 400)
+        candles = await measure_candles(info["ports"]["a"], info["key"], 60 if quick else 300)
         command(proc, "go b")
         base = await measure_ws(info["ports"]["b"], info["key"], clients, per, secs, stall=False)
     finally:
