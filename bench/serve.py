@@ -77,7 +77,7 @@ async def child_main(data_dir: Path, quick: bool) -> None:
         server = HttpServer(app, "127.0.0.1", 0)
         await server.start()
         servers[name] = (bus, app, server)
-    direct = await _direct_candles(store, insts[:CANDLE_INSTRUMENTS], 60 if quick else 300)
+    direct = await _direct_candles(store, insts[:CANDLE_INSTRUMENTS], 30 if quick else 300)
     ports = {name: srv.port for name, (_, _, srv) in servers.items()}
     print(json.dumps({"ports": ports, "key": key, "direct_ms": direct}), flush=True)
     report = await _serve_commands(servers, ticks)
@@ -411,11 +411,11 @@ async def parent_main(quick: bool, clients: int, per: int) -> None:
         clients = min(clients, 20)
     proc, info = start_child(Path(tempfile.mkdtemp(prefix="bench-serve-")), quick)
     try:
-        idle = await measure_candles(info["ports"]["a"], info["key"], 60 if quick else 100)
+        idle = await measure_candles(info["ports"]["a"], info["key"], 30 if quick else 100)
         command(proc, "go a")
         ours = await measure_ws(info["ports"]["a"], info["key"], clients, per, secs, stall=False)
         stalled = await measure_ws(info["ports"]["a"], info["key"], clients, per, secs, stall=True)
-        candles = await measure_candles(info["ports"]["a"], info["key"], 60 if quick else 300)
+        candles = await measure_candles(info["ports"]["a"], info["key"], 30 if quick else 300)
         command(proc, "go b")
         base = await measure_ws(info["ports"]["b"], info["key"], clients, per, secs, stall=False)
     finally:
