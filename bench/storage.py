@@ -6,7 +6,13 @@
   DO NOTHING, one transaction per batch) vs raw ``copy_records_to_table`` of the same, already
   encoded rows into an identical table. Target >= 50% of the baseline.
 - One instrument-day (~25k ticks among other instruments) through ``query_ticks`` (decoded Tick
-  structs), p50/p99, vs the raw SQL fetch of the same rows. Target < 50 ms.
+  structs), p50/p99, vs the raw SQL fetch of the same rows. Target < 50 ms. Beside it, the same
+  page through ``query_tick_blob`` (one undecoded msgpack array: the fast path for an API that
+  re-encodes or forwards) and "as API JSON" (``query_ticks`` + one msgspec JSON encode of the
+  list; serve's per-tick IST fields are not included).
+
+Ingest rows also carry ``cpu_us_per_tick`` (this process's CPU time, all threads, per tick): the
+2-core machine is shared, so wall-clock rates swing with other people's load.
 
 PostgreSQL is read from ``.services/env`` (DATABASE_URL); the bench creates and drops its own
 database. Run: ``.venv/bin/python bench/storage.py [--quick]``.
@@ -27,6 +33,7 @@ from pathlib import Path
 
 import asyncpg
 import duckdb
+import msgspec
 import pyarrow as pa
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -42,6 +49,7 @@ T0 = 1_763_696_700_000_000_000  # 2025-11-21 09:15 IST
 TARGET_TOKEN = 2885
 QUOTE_TOKEN = 1594
 BATCH = 5000
+_json_encode = msgspec.json.Encoder().encode
 
 
 def make_ticks(
@@ -85,47 +93,84 @@ def percentiles(samples_s: list[float]) -> tuple[float, float]:
     return statistics.median(ms), ms[min(len(ms) - 1, round(0.99 * (len(ms) - 1)))]
 
 
-async def duckdb_ingest(ticks: list[Tick], repeat: int, tmp: Path) -> tuple[float, float]:
+async def duckdb_ingest(ticks: list[Tick], repeat: int, tmp: Path) -> Result:
     best_ours = best_base = 0.0
+    cpu_ours = cpu_base = float("inf")
     table = pa.Table.from_arrays(list(tick_columns(ticks)), schema=_TICK_SCHEMA)
     for r in range(repeat):
         store = DuckDBStore(tmp / f"ours{r}.duckdb")
         await store.open()
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         for i in range(0, len(ticks), 50_000):
             await store.write_ticks(ticks[i : i + 50_000])
         best_ours = max(best_ours, len(ticks) / (time.perf_counter() - t0))
+        cpu_ours = min(cpu_ours, (time.process_time() - c0) / len(ticks) * 1e6)
         await store.close()
         con = duckdb.connect(str(tmp / f"base{r}.duckdb"))
         con.execute(_SCHEMA)
         con.register("batch", table)
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         con.execute("INSERT INTO ticks SELECT * FROM batch")
         best_base = max(best_base, len(ticks) / (time.perf_counter() - t0))
+        cpu_base = min(cpu_base, (time.process_time() - c0) / len(ticks) * 1e6)
         con.close()
-    return best_ours, best_base
+    return Result(
+        "duckdb ingest (write_ticks)",
+        best_ours,
+        best_base,
+        "ticks/s",
+        True,
+        ">= 500k ticks/s",
+        best_ours >= 500_000,
+        f"{len(ticks)} full-mode ticks, batches of 50k, incl. msgpack+blake2b encoding;"
+        " baseline = INSERT of a ready Arrow table (same rows) into an identical table",
+        {"cpu_us_per_tick": round(cpu_ours, 2), "baseline_cpu_us_per_tick": round(cpu_base, 2)},
+    )
 
 
-async def duckdb_query(
-    store: DuckDBStore, token: int, n: int, runs: int
-) -> tuple[list[float], list[float], list[float]]:
-    ours, raw, cpu = [], [], []
+class Samples:
+    """Per-run seconds: query_ticks (wall, cpu), raw SQL, query_tick_blob, ticks -> API JSON."""
+
+    def __init__(self) -> None:
+        self.ours: list[float] = []
+        self.cpu: list[float] = []
+        self.raw: list[float] = []
+        self.blob: list[float] = []
+        self.json: list[float] = []
+
+
+async def fast_paths(store: DuckDBStore | PostgresStore, token: int, n: int, s: Samples) -> None:
+    """One run of query_ticks, then query_tick_blob, then query_ticks + JSON encode."""
     end = T0 + 86_400 * 10**9
+    t0, c0 = time.perf_counter(), time.process_time()
+    page = await store.query_ticks("NSE", token, T0, end, limit=100_000)
+    s.ours.append(time.perf_counter() - t0)
+    s.cpu.append(time.process_time() - c0)
+    assert len(page.ticks) == n
+    t0 = time.perf_counter()
+    blob = await store.query_tick_blob("NSE", token, T0, end, limit=100_000)
+    s.blob.append(time.perf_counter() - t0)
+    assert blob.n == n
+    t0 = time.perf_counter()
+    page = await store.query_ticks("NSE", token, T0, end, limit=100_000)
+    body = _json_encode(page.ticks)
+    s.json.append(time.perf_counter() - t0)
+    assert body.startswith(b"[{")
+
+
+async def duckdb_query(store: DuckDBStore, token: int, n: int, runs: int) -> Samples:
+    s = Samples()
     for _ in range(runs):
-        t0, c0 = time.perf_counter(), time.process_time()
-        page = await store.query_ticks("NSE", token, T0, end, limit=100_000)
-        ours.append(time.perf_counter() - t0)
-        cpu.append(time.process_time() - c0)
-        assert len(page.ticks) == n
+        await fast_paths(store, token, n, s)
         t0 = time.perf_counter()
         rows = store._db.execute(
             "SELECT payload FROM ticks WHERE exchange = 'NSE' AND token = ?"
             " ORDER BY ts_exchange, ts_recv, tick_id",
             [token],
         ).fetchall()
-        raw.append(time.perf_counter() - t0)
+        s.raw.append(time.perf_counter() - t0)
         assert len(rows) == n
-    return ours, raw, cpu
+    return s
 
 
 async def duckdb_queries(
@@ -135,27 +180,46 @@ async def duckdb_queries(
     await store.open()
     await store.write_ticks(ticks)
     await store.write_ticks(quotes)
-    out = latency_rows("duckdb", *await duckdb_query(store, TARGET_TOKEN, n, runs), n, "full")
-    out += latency_rows("duckdb", *await duckdb_query(store, QUOTE_TOKEN, n, runs), n, "quote")
+    out = latency_rows("duckdb", await duckdb_query(store, TARGET_TOKEN, n, runs), n, "full")
+    out += latency_rows("duckdb", await duckdb_query(store, QUOTE_TOKEN, n, runs), n, "quote")
     await store.close()
     return out
 
 
-def latency_rows(
-    backend: str, ours: list[float], raw: list[float], cpu: list[float], n: int, mode: str
-) -> list[Result]:
-    (p50, p99), (b50, b99) = percentiles(ours), percentiles(raw)
+def latency_rows(backend: str, s: Samples, n: int, mode: str) -> list[Result]:
+    (p50, p99), (b50, b99) = percentiles(s.ours), percentiles(s.raw)
     # CPU time of this process per query (all threads): what wall time approaches on an idle box
-    extra = {"cpu_ms_p50": round(percentiles(cpu)[0], 1)}
+    extra = {"cpu_ms_p50": round(percentiles(s.cpu)[0], 1)}
     depth = "with 5+5 depth levels" if mode == "full" else "no depth"
     note = (
         f"{n} {mode}-mode ticks ({depth}) of one instrument-day, decoded to Tick structs;"
         " baseline = the same SQL fetching the raw payloads without decoding"
     )
     stage = f"{backend} query instrument-day {mode}"
+    blob50, json50 = percentiles(s.blob)[0], percentiles(s.json)[0]
     return [
         Result(f"{stage} p50", p50, b50, "ms", False, "< 50 ms", p50 < 50, note, extra),
         Result(f"{stage} p99", p99, b99, "ms", False, "< 50 ms", p99 < 50, note, extra),
+        Result(
+            f"{stage} query_tick_blob p50",
+            blob50,
+            b50,
+            "ms",
+            False,
+            "< 50 ms",
+            blob50 < 50,
+            "the same page undecoded (one msgpack array); baseline as above",
+        ),
+        Result(
+            f"{stage} as API JSON p50",
+            json50,
+            b50,
+            "ms",
+            False,
+            "< 50 ms",
+            json50 < 50,
+            "query_ticks + msgspec JSON of the Tick list (without serve's IST fields)",
+        ),
     ]
 
 
@@ -208,10 +272,10 @@ async def _pg_measure(
     await store.write_ticks(quotes)
     await store.pool.execute("ANALYZE ticks")
     full = latency_rows(
-        "postgres", *await pg_query(store, TARGET_TOKEN, n_target, runs), n_target, "full"
+        "postgres", await pg_query(store, TARGET_TOKEN, n_target, runs), n_target, "full"
     )
     quote = latency_rows(
-        "postgres", *await pg_query(store, QUOTE_TOKEN, n_target, runs), n_target, "quote"
+        "postgres", await pg_query(store, QUOTE_TOKEN, n_target, runs), n_target, "quote"
     )
     await store.close()
     ratio = best_ours / best_base
@@ -232,26 +296,19 @@ async def _pg_measure(
     ]
 
 
-async def pg_query(
-    store: PostgresStore, token: int, n: int, runs: int
-) -> tuple[list[float], list[float], list[float]]:
-    ours, raw, cpu = [], [], []
-    end = T0 + 86_400 * 10**9
+async def pg_query(store: PostgresStore, token: int, n: int, runs: int) -> Samples:
+    s = Samples()
     for _ in range(runs):
-        t0, c0 = time.perf_counter(), time.process_time()
-        page = await store.query_ticks("NSE", token, T0, end, limit=100_000)
-        ours.append(time.perf_counter() - t0)
-        cpu.append(time.process_time() - c0)
-        assert len(page.ticks) == n
+        await fast_paths(store, token, n, s)
         t0 = time.perf_counter()
         got = await store.pool.fetch(
             "SELECT payload FROM ticks WHERE exchange = 'NSE' AND token = $1"
             " ORDER BY ts_exchange, ts_recv, tick_id",
             token,
         )
-        raw.append(time.perf_counter() - t0)
+        s.raw.append(time.perf_counter() - t0)
         assert len(got) == n
-    return ours, raw, cpu
+    return s
 
 
 async def main(quick: bool) -> None:
@@ -266,20 +323,7 @@ async def main(quick: bool) -> None:
     load = os.getloadavg()
     results: list[Result] = []
     with tempfile.TemporaryDirectory() as tmp:
-        ours, base = await duckdb_ingest(ticks, repeat, Path(tmp))
-        results.append(
-            Result(
-                "duckdb ingest (write_ticks)",
-                ours,
-                base,
-                "ticks/s",
-                True,
-                ">= 500k ticks/s",
-                ours >= 500_000,
-                f"{len(ticks)} full-mode ticks incl. msgpack+blake2b encoding; baseline = INSERT"
-                " of a ready Arrow table (same rows) into an identical table",
-            )
-        )
+        results.append(await duckdb_ingest(ticks, repeat, Path(tmp)))
         results += await duckdb_queries(ticks, quotes, n_target, runs, Path(tmp))
     dsn = services_dsn()
     if dsn is None:

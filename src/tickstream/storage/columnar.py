@@ -137,7 +137,8 @@ def _records(ticks: Sequence[Tick], enc: EncodedTicks) -> list[tuple[Any, ...]]:
 def first_of_each_key(ticks: Sequence[Tick], tick_ids: npt.NDArray[np.int64]) -> list[int] | None:
     """Indexes of the first tick of each stored key ``(exchange, token, ts_exchange, ts_recv,
     tick_id)`` in batch order, or None when every key is already distinct (the usual case)."""
-    if np.unique(tick_ids).size == len(tick_ids):
+    ordered = np.sort(tick_ids)
+    if not bool((ordered[1:] == ordered[:-1]).any()):
         return None
     first: dict[tuple[str, int, int, int, int], int] = {}
     for i, (t, tid) in enumerate(zip(ticks, tick_ids.tolist(), strict=True)):
