@@ -1,4 +1,4 @@
-"""The k-way page merge: global (ts_exchange, ts_recv, stream rank) order, whatever the paging."""
+"""The k-way page merge: global (ts_exchange, stream rank) order, whatever the paging."""
 
 from __future__ import annotations
 
@@ -43,10 +43,10 @@ def test_merge_any_paging_equals_stable_sort_by_time_then_rank(
         for s, rows in enumerate(streams)
     ]
     expected = sorted(
-        (t for rows in data for t in rows), key=lambda t: (t.ts_exchange, t.ts_recv, t.token)
+        (t for rows in data for t in rows), key=lambda t: (t.ts_exchange, t.token)
     )  # sorted() is stable: within a stream the given order is kept
     # Act
-    merged = list(merge_ticks([pages(rows, page) for rows in data], batch=3))
+    merged = list(merge_ticks([pages(rows, page) for rows in data]))
     # Assert
     assert merged == expected
 
@@ -61,22 +61,40 @@ def test_merge_equal_stamps_across_streams_lower_rank_first() -> None:
     assert [(t.token, t.ltp) for t in merged] == [(2, 102.0), (1, 100.0), (1, 101.0)]
 
 
-def test_merger_take_stops_when_a_stream_needs_its_next_page() -> None:
+def test_merger_take_stops_at_the_horizon_of_the_earliest_page_end() -> None:
     # Arrange
     merger = PageMerger(2)
     merger.feed(0, [tick(1, 1), tick(1, 4)])
     merger.feed(1, [tick(2, 2)])
     # Act
-    first = merger.take(10)
-    # Assert: after token 2's only tick the merger cannot know what stream 1 holds next
+    first = merger.take()
+    # Assert: after token 2's page (ends at 2) the merger cannot know what stream 1 holds next
     assert [(t.token, t.ts_exchange - T0) for t in first] == [(1, 1), (2, 2)]
     assert merger.need() == [1]
-    assert merger.take(10) == []
+    assert merger.take() == []
     merger.feed(1, None)
-    assert [(t.token, t.ts_exchange - T0) for t in merger.take(10)] == [(1, 4)]
+    assert [(t.token, t.ts_exchange - T0) for t in merger.take()] == [(1, 4)]
     assert merger.need() == [0]
     merger.feed(0, None)
     assert merger.finished
+
+
+def test_merger_equal_stamp_at_horizon_waits_for_lower_rank_next_page() -> None:
+    # Arrange: stream 0's page ends at 5 and its next page holds another tick at 5
+    merger = PageMerger(2)
+    merger.feed(0, [tick(1, 3, n=0), tick(1, 5, n=1)])
+    merger.feed(1, [tick(2, 5, n=2), tick(2, 6, n=3)])
+    # Act
+    first = merger.take()
+    merger.feed(0, [tick(1, 5, n=4)])
+    second = merger.take()
+    merger.feed(0, None)
+    third = merger.take()
+    # Assert: every tick at 5 of stream 0 precedes stream 1's
+    assert [t.ltp for t in first] == [100.0, 101.0]
+    assert [t.ltp for t in second] == [104.0]
+    assert [t.ltp for t in third] == [102.0, 103.0]
+    assert merger.need() == [1]
 
 
 def test_merger_feed_stream_that_still_has_ticks_raises() -> None:
@@ -86,17 +104,3 @@ def test_merger_feed_stream_that_still_has_ticks_raises() -> None:
     # Act / Assert
     with pytest.raises(ValueError, match="still has ticks"):
         merger.feed(0, [tick(1, 2)])
-
-
-def test_merger_take_respects_max_ticks() -> None:
-    # Arrange
-    merger = PageMerger(1)
-    merger.feed(0, [tick(1, i) for i in range(10)])
-    # Act
-    got = [merger.take(4), merger.take(4), merger.take(4)]
-    # Assert
-    assert [[t.ts_exchange - T0 for t in part] for part in got] == [
-        [0, 1, 2, 3],
-        [4, 5, 6, 7],
-        [8, 9],
-    ]

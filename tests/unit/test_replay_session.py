@@ -49,7 +49,7 @@ def spec(
 
 
 def expected_order(ticks: list[Tick]) -> list[Tick]:
-    return sorted(ticks, key=lambda t: (t.ts_exchange, t.ts_recv, t.exchange, t.token))
+    return sorted(ticks, key=lambda t: (t.ts_exchange, t.exchange, t.token))
 
 
 @pytest.fixture

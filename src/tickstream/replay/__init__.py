@@ -2,8 +2,9 @@
 
 * :mod:`~tickstream.replay.source`: per-instrument async generators over the store's keyset
   pagination (DuckDB hot table + Parquet archive, or PostgreSQL);
-* :mod:`~tickstream.replay.merge`: the k-way heap merge into one exchange-time order, ties broken
-  by ``(ts_recv, exchange, token)`` then the store's own order;
+* :mod:`~tickstream.replay.merge`: the k-way merge into one exchange-time order (a min-heap of
+  page ends gives the horizon; runs up to it are merged by one stable sort), ties broken by
+  ``(exchange, token)`` then the store's own ``(ts_exchange, ts_recv, tick_id)`` order;
 * :mod:`~tickstream.replay.pacing`: due times from exchange-time differences divided by speed,
   anchored (no sleep drift); ``None`` speed = max;
 * :mod:`~tickstream.replay.session`: :class:`Replay` with pause/resume/seek/speed and checkpoints;

@@ -276,7 +276,7 @@ class Replay:
         while not merger.finished:
             for s in merger.need():
                 merger.feed(s, await feeds[s].next())
-            chunk = merger.take(batch)
+            chunk = merger.take()
             start = 0
             while start < len(chunk):
                 if self._seek_to is not None:
@@ -284,7 +284,7 @@ class Replay:
                 if not self._running.is_set():
                     await self._running.wait()
                     continue
-                end = await self._due_end(chunk, start)
+                end = min(await self._due_end(chunk, start), start + batch)
                 if end > start:
                     self._yielded_ts = chunk[end - 1].ts_exchange
                     yield chunk[start:end]
