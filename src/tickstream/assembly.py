@@ -205,7 +205,11 @@ async def _add_feed(asm: Assembly, sim_config: SimConfig | None = None) -> None:
 
         sim = SimServer(
             sim_config
-            or SimConfig(seed=settings.sim_seed, tick_interval_ms=settings.sim_tick_interval_ms)
+            or SimConfig(
+                seed=settings.sim_seed,
+                tick_interval_ms=settings.sim_tick_interval_ms,
+                emission_log=settings.sim_emission_log,
+            )
         )
         asm.sim = sim
         clock = sim.clock

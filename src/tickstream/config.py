@@ -87,6 +87,8 @@ class Settings(BaseSettings):
     symbols: Annotated[tuple[str, ...], NoDecode] = ()
     sim_seed: int = 0
     sim_tick_interval_ms: int = Field(default=100, ge=1, le=60_000)
+    # JSONL of every tick the simulator sent, for `tickstream check`
+    sim_emission_log: Path | None = None
     # Pipeline
     candle_intervals: Annotated[tuple[Interval, ...], NoDecode] = (
         Interval.S1,

@@ -12,8 +12,11 @@ import time
 from pathlib import Path
 from typing import Any
 
+from typer.testing import CliRunner
+
 from tickstream.accounting import accounting, violations
 from tickstream.checker import check_candles, tick_identity
+from tickstream.cli import app
 from tickstream.commands.check import load_stored
 from tickstream.model import Interval
 from tickstream.storage.duckdb_store import DuckDBStore
@@ -38,6 +41,7 @@ def _env(data_dir: Path) -> dict[str, str]:
         TICKSTREAM_SYMBOLS="RELIANCE,INFY,TCS,SBIN,NIFTY 50",
         TICKSTREAM_SIM_TICK_INTERVAL_MS="50",
         TICKSTREAM_CANDLE_INTERVALS="1s,1m",
+        TICKSTREAM_SIM_EMISSION_LOG=str(data_dir / "emissions.jsonl"),
     )
     return env
 
@@ -86,6 +90,23 @@ async def test_fault_sigterm_drains_and_stores_every_accepted_tick_once(tmp_path
     assert len({tick_identity(t) for t in ticks}) == len(ticks)
     report = check_candles(ticks, candles, intervals)
     assert report.ok and report.compared > 0, report
+
+
+async def test_fault_sigterm_then_tickstream_check_finds_nothing_missing(
+    tmp_path: Path, monkeypatch: Any
+) -> None:
+    # Arrange: a run that logged its emissions, stopped by SIGTERM
+    code, _, log = await _run_until_sigterm(tmp_path, after_s=5.0)
+    assert code == 0, log[-3000:]
+    for name in ("DATABASE_URL", "REDIS_URL", "KAFKA_BOOTSTRAP"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("TICKSTREAM_CANDLE_INTERVALS", "1s,1m")
+    args = ["check", "--since", "0", "--emission-log", str(tmp_path / "emissions.jsonl")]
+    # Act
+    result = await asyncio.to_thread(CliRunner().invoke, app, [*args, "--data-dir", str(tmp_path)])
+    # Assert
+    assert result.exit_code == 0, result.output
+    assert "missing 0, duplicated 0, altered 0" in result.output
 
 
 async def test_fault_stop_mid_burst_every_received_tick_accepted_and_stored(
