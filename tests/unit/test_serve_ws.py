@@ -166,10 +166,12 @@ async def test_bad_json_and_unknown_action_get_errors_then_1008(env: Env) -> Non
         await ws.send(json.dumps({"action": "dance"}))
         second = await recv(ws, "error")
         await ws.send(json.dumps([1, 2]))
+        third = await recv(ws, "error")
         with pytest.raises(ConnectionClosed) as closed:
             while True:
                 await recv(ws)
     assert first["message"] == "malformed JSON"
+    assert third["message"] == "expected a JSON object with an 'action'"
     assert "unknown action 'dance'" in second["message"]
     assert closed.value.rcvd is not None
     assert closed.value.rcvd.code == 1008

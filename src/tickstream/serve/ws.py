@@ -145,13 +145,22 @@ class WsEndpoint:
                     await self._close(ws, CLOSE_POLICY, "not reading")
                     return
                 if errors >= limits.max_errors:
-                    await self._close(ws, CLOSE_POLICY, "too many invalid messages")
+                    await self._close(ws, CLOSE_POLICY, "too many invalid messages", client)
                     return
 
-    async def _close(self, ws: WebSocket, code: int, reason: str) -> None:
-        if ws.application_state is WebSocketState.CONNECTED:
-            with contextlib.suppress(RuntimeError, WebSocketDisconnect):
-                await ws.close(code=code, reason=reason)
+    async def _close(
+        self, ws: WebSocket, code: int, reason: str, client: Client | None = None
+    ) -> None:
+        """Close with ``code``; queued control messages (the last error) go out first."""
+        if ws.application_state is not WebSocketState.CONNECTED:
+            return
+        with contextlib.suppress(RuntimeError, WebSocketDisconnect):
+            if client is not None:
+                pending = list(client.control)
+                client.control.clear()
+                for text in pending:
+                    await ws.send_text(text)
+            await ws.close(code=code, reason=reason)
 
     async def _handle(self, client: Client, raw: str | bytes) -> None:
         try:
