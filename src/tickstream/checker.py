@@ -168,10 +168,20 @@ def wire_view(tick: Tick, mode: str) -> Tick:
     return result.ticks[0]
 
 
-def emitted_ticks(emissions: Iterable[EmissionLike]) -> list[EmittedTick]:
-    """Emissions (Kite) put through the wire codec, in emission order."""
-    out = [EmittedTick(e.conn_id, e.n, wire_view(e.tick, e.mode)) for e in emissions]
-    out.sort(key=lambda e: e.n)
+def emitted_ticks(emissions: Iterable[EmissionLike], chunk: int = 500) -> list[EmittedTick]:
+    """Emissions (Kite) put through the wire codec, in emission order (frames of ``chunk``
+    packets; a frame that does not decode one tick per packet is redone packet by packet)."""
+    items = sorted(emissions, key=lambda e: e.n)
+    out: list[EmittedTick] = []
+    for i in range(0, len(items), chunk):
+        part = items[i : i + chunk]
+        frame = kite_wire.encode_frame(
+            [kite_wire.encode_packet(e.tick, Mode(e.mode)) for e in part]
+        )
+        ticks = kite_wire.decode_frame(frame, ts_recv=0).ticks
+        if len(ticks) != len(part):
+            ticks = [wire_view(e.tick, e.mode) for e in part]
+        out.extend(EmittedTick(e.conn_id, e.n, t) for e, t in zip(part, ticks, strict=True))
     return out
 
 

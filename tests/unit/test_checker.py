@@ -308,3 +308,12 @@ def test_check_parse_time_naive_is_ist_and_offsets_are_kept() -> None:
     assert parse_time(str(START_NS)) == START_NS
     with pytest.raises(ValueError, match="not a time"):
         parse_time("yesterday")
+
+
+def test_emitted_ticks_packet_that_cannot_round_trip_raises_with_reason() -> None:
+    # Arrange: an emission the wire cannot carry (a negative price is rejected on decode)
+    ticks = _market_ticks(steps=5)
+    bad = msgspec.structs.replace(ticks[-1], ltp=-(ticks[-1].ltp or 1.0))
+    # Act / Assert
+    with pytest.raises(ValueError, match="out_of_range"):
+        emitted_ticks(_emissions([*ticks[:-1], bad]))
