@@ -15,6 +15,7 @@ from hypothesis import strategies as st
 from tickstream.calendar import ist_ns
 from tickstream.feeds.kite import wire
 from tickstream.model import Mode, Tick
+from tickstream.sim._ticks import Columns, build_depths, build_ticks
 from tickstream.sim.market import Market
 from tickstream.sim.universe import default_universe, reference_prices
 
@@ -115,3 +116,25 @@ def test_snapshot_many_equals_snapshot_none_for_unknown() -> None:
         market.snapshot("NSE", 2885),
     ]  # fmt: skip
     assert many == expected
+
+
+@settings(max_examples=10, deadline=None)
+@given(seed=st.integers(0, 2**16), scale=st.sampled_from([2.0, 50.0, 1000.0]))
+def test_packed_ticks_equal_per_field_build_for_steps_and_snapshots(
+    seed: int, scale: float
+) -> None:
+    market = _market(seed)
+
+    for k in range(1, 4):
+        ticks = market.step(START + k * STEP, tick_rate_scale=scale)
+        step = market._last_step
+        snapshots = market.snapshots()
+        every = np.arange(len(market.instruments), dtype=np.int64)
+
+        cols = Columns(**market._columns())
+        if step is not None:
+            _, idx, ts = step
+            assert ticks == build_ticks(market.instruments, cols, idx, ts, build_depths(cols, idx))
+        expected = build_ticks(market.instruments, cols, every, None, build_depths(cols, every))
+        assert snapshots == expected
+        assert {t.exchange for t in snapshots} == {"INDICES", "NSE", "NFO"}

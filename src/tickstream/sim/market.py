@@ -44,10 +44,10 @@ from tickstream.sim._book import (
     intraday_activity,
     series_value,
 )
+from tickstream.sim._tickpack import TickPacker
 from tickstream.sim._ticks import (
     Columns,
-    build_depths,
-    build_ticks,
+    build_step_ticks,
     kite_full_columns,
     kite_tokens,
 )
@@ -130,6 +130,7 @@ class Market:
         self._opt_idx = np.flatnonzero(self._is_opt)
         self._kite_itok, self._kite_div = kite_tokens(insts, self._is_index)
         self._last_step: tuple[list[Tick], I64, int] | None = None
+        self._packer: TickPacker | None = None
         by_symbol = {i.symbol: n for n, i in enumerate(insts)}
         self._underlying: dict[int, int] = {}
         for n_ in self._opt_idx.tolist():
@@ -390,8 +391,11 @@ class Market:
         return Depth(bids=tuple(bids), asks=tuple(asks))
 
     def _build(self, idx: I64, ts: int | None) -> list[Tick]:
+        if self._packer is None:
+            levels = self._book[0].shape[1]
+            self._packer = TickPacker(self.instruments, self._is_opt.tolist(), levels)
         cols = Columns(**self._columns())
-        return build_ticks(self.instruments, cols, idx, ts, build_depths(cols, idx))
+        return build_step_ticks(self.instruments, cols, idx, ts, self._packer)
 
     def _columns(self) -> dict[str, Any]:
         return dict(
