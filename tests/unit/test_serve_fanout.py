@@ -145,6 +145,34 @@ async def test_hub_candles_filtered_by_channel_and_interval() -> None:
     assert [c["interval"] for c in out[0]["data"]] == ["1m"]
 
 
+async def test_hub_candle_backfill_recent_closed_candles_of_interval() -> None:
+    hub = Hub(MemoryBus(), MemoryRingBuffer(10), Resolver(INSTS), WsLimits(candle_history=2))
+    hub._fan_candles(
+        [_candle(Interval.M1, start) for start in (60, 120, 180)] + [_candle(Interval.S1, 5)]
+    )
+    client = Client(hub.limits)
+    client.channels = {"candles"}
+    client.intervals = frozenset({"1m"})
+    await hub.subscribe(client, ["RELIANCE"])
+    out = [json.loads(m) for m in client.next_messages(100)]
+    assert [m["type"] for m in out] == ["subscribed", "candles_backfill"]
+    assert [(c["interval"], c["start"]) for c in out[1]["data"]] == [("1m", 120), ("1m", 180)]
+
+
+def _candle(iv: Interval, start: int) -> Candle:
+    return Candle(
+        exchange="NSE",
+        token=2885,
+        symbol="RELIANCE",
+        interval=iv,
+        start=start,
+        open=1,
+        high=2,
+        low=0.5,
+        close=1.5,
+    )
+
+
 async def test_hub_pump_reads_bus_topics() -> None:
     bus = MemoryBus()
     hub = Hub(bus, MemoryRingBuffer(10), Resolver(INSTS))

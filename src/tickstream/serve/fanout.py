@@ -53,6 +53,9 @@ class WsLimits:
     batch_max: int = 2000  # items per outgoing message
     backfill_per_instrument: int = 100
     backfill_total: int = 5000
+    candle_history: int = (
+        60  # recent enriched candles kept per (instrument, interval), for backfill
+    )
     ping_interval_s: float = 15.0
 
 
@@ -155,6 +158,7 @@ class Hub:
         self.topics = (tick_topic, candle_topic)
         self._bus_maxsize = bus_maxsize
         self._index: dict[str, set[Client]] = {}
+        self._recent: dict[str, dict[str, deque[bytes]]] = {}  # key -> interval -> candles
         self.clients: set[Client] = set()
         self._subs: list[Subscription] = []
         self._tasks: list[asyncio.Task[None]] = []
@@ -234,11 +238,19 @@ class Hub:
     def _fan_candles(self, candles: list[Candle]) -> None:
         self.counts["candles_in"] += len(candles)
         touched: set[Client] = set()
+        keep = self.limits.candle_history
         for candle in candles:
-            clients = self._index.get(f"{candle.exchange}:{candle.token}")
+            key = f"{candle.exchange}:{candle.token}"
+            data = candle_json(candle)
+            if keep:
+                by_interval = self._recent.setdefault(key, {})
+                recent = by_interval.get(candle.interval.value)
+                if recent is None:
+                    recent = by_interval[candle.interval.value] = deque(maxlen=keep)
+                recent.append(data)
+            clients = self._index.get(key)
             if not clients:
                 continue
-            data = candle_json(candle)
             for c in clients:
                 wanted = c.intervals is None or candle.interval.value in c.intervals
                 if "candles" in c.channels and wanted:
@@ -285,6 +297,8 @@ class Hub:
             )
             if "ticks" in client.channels and accepted:
                 await self._backfill(client, accepted, backfill)
+            if "candles" in client.channels and accepted:
+                self._candle_backfill(client, accepted)
         finally:
             client.hold -= 1
             client.wake.set()
@@ -302,6 +316,16 @@ class Hub:
                 tick_json(t) for t in await self.ring.recent(inst.exchange, inst.token, per)
             )
         client.say(message("backfill", "ticks", data))
+
+    def _candle_backfill(self, client: Client, insts: list[Instrument]) -> None:
+        """The recent closed candles (with indicators) of these instruments, oldest first."""
+        data: list[bytes] = []
+        for inst in insts:
+            for interval, recent in self._recent.get(inst.key, {}).items():
+                if client.intervals is None or interval in client.intervals:
+                    data.extend(recent)
+        if data:
+            client.say(message("candles_backfill", "data", data[-self.limits.backfill_total :]))
 
     def unsubscribe(self, client: Client, refs: list[object] | None) -> list[str]:
         """Remove subscriptions (all when ``refs`` is None); returns the keys removed."""

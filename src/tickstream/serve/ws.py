@@ -9,8 +9,9 @@ Client messages (JSON objects):
 
 * ``{"action": "subscribe", "tokens": [256265, "NSE:2885", "RELIANCE"], "channels": ["ticks",
   "candles"], "intervals": ["1m"], "backfill": 100}`` -> ``subscribed`` (accepted keys, refused
-  refs with reasons), then ``backfill`` (recent ticks from the ring buffer), then live ``ticks`` /
-  ``candles`` messages (``{"type": "ticks", "data": [...]}``);
+  refs with reasons), then ``backfill`` (recent ticks from the ring buffer) and
+  ``candles_backfill`` (recent closed candles with indicators), then live ``ticks`` / ``candles``
+  messages (``{"type": "ticks", "data": [...]}``);
 * ``{"action": "unsubscribe", "tokens": [...]}`` (no tokens: everything) -> ``unsubscribed``;
 * ``{"action": "ping"}`` -> ``pong``.
 

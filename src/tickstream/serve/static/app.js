@@ -184,7 +184,7 @@ function handleMessage(msg) {
       }
     }
     addTickRows(ticks);
-  } else if (msg.type === "candles") {
+  } else if (msg.type === "candles" || msg.type === "candles_backfill") {
     for (const c of msg.data) {
       if (sel && c.exchange === sel.exchange && c.token === sel.token && c.interval === state.interval) onClosedCandle(c);
     }
