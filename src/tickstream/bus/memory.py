@@ -56,6 +56,31 @@ class MemorySubscription:
         self._items.append(msg)
         self._readable.set()
 
+    def _offer_many(self, msgs: Sequence[Message]) -> int:
+        """Append what fits without waiting; how many of ``msgs`` were handled (the rest must
+        go through :meth:`_put`: a full BLOCK subscription). Same outcome as one ``_put`` each."""
+        if self._closed:
+            return len(msgs)
+        items = self._items
+        room = self._maxsize - len(items)
+        if room >= len(msgs) or self._overflow is Overflow.DROP_OLDEST:
+            items.extend(msgs)
+            excess = len(items) - self._maxsize
+            for _ in range(excess):
+                items.popleft()
+            self._dropped += max(excess, 0)
+        elif self._overflow is Overflow.DROP_NEWEST:
+            items.extend(msgs[:room])
+            self._dropped += len(msgs) - room
+        else:
+            items.extend(msgs[:room])
+            if room > 0:
+                self._readable.set()
+            return room
+        if items:
+            self._readable.set()
+        return len(msgs)
+
     def _take(self) -> Message:
         msg = self._items.popleft()
         self.delivered += 1
@@ -82,9 +107,16 @@ class MemorySubscription:
         first = await self.get(timeout)
         if first is None:
             return []
-        out = [first]
-        while self._items and len(out) < max_items:
-            out.append(self._take())
+        items = self._items
+        n = min(max_items - 1, len(items))
+        if n <= 0:
+            return [first]
+        out = [first, *(items.popleft() for _ in range(n))]
+        self.delivered += n
+        if not items:
+            self._readable.clear()
+        if len(items) < self._maxsize:
+            self._writable.set()
         return out
 
     def __aiter__(self) -> AsyncIterator[Message]:
@@ -138,9 +170,15 @@ class MemoryBus:
         subs = self._subs.get(topic)
         if not subs:
             return
-        for i, value in enumerate(values):
-            msg = Message(topic, value, keys[i] if keys is not None else None)
-            for sub in subs:
+        if keys is None:
+            msgs = [Message(topic, value, None) for value in values]
+        else:
+            msgs = [Message(topic, value, key) for value, key in zip(values, keys, strict=True)]
+        # One bulk append per subscription first, so every subscriber has what fits right away;
+        # then only a full BLOCK subscription waits, message by message, for the rest.
+        waiting = [(sub, done) for sub in list(subs) if (done := sub._offer_many(msgs)) < len(msgs)]
+        for sub, done in waiting:
+            for msg in msgs[done:]:
                 await sub._put(msg)
 
     async def subscribe(
