@@ -1,0 +1,555 @@
+"""End-to-end benchmark: simulator send -> feed decode -> pipeline -> bus -> WebSocket client.
+
+A child process (this file with ``--child``) runs the real ``tickstream run`` stack in-process
+(:func:`tickstream.assembly.build_assembly`: store, bus, ring, sinks, pipeline, simulator, Kite
+feed client, HTTP server) over a synthetic universe of NSE equities. The simulator stamps the
+wall-clock send time of every tick (``SimConfig.on_send``, called right after the frame is written
+to the feed's socket). This process is the WebSocket client: it subscribes to every instrument on
+``/ws`` and stamps the receive time of each ``ticks`` message. A tick is matched by (token,
+cumulative volume), unique per emitted equity tick. One host, one clock.
+
+Input rate: the simulator steps every ``STEP_MS`` ms; the trade-arrival multiplier (the faults'
+burst factor) is solved so that the expected ticks per second is the target; the achieved rate
+(ticks actually sent in the window) is what the rows report.
+
+Rows:
+* ``e2e p99 @ <rate> <stack>`` for 1k/10k/50k ticks/s, embedded (memory bus, DuckDB) and with
+  Redis + PostgreSQL (a database created and dropped by the run); baseline = the transport floor
+  of the same ticks (sim send -> feed receive, i.e. what decode, pipeline, bus and fan-out add
+  on top); the histogram (p50/p99/p99.9/max, buckets) is in ``extra``;
+* ``e2e sustained max (held N s)`` -- a ramp finds the highest rate whose backlog does not grow,
+  then that rate is held (60 s by default) and must keep up with a flat backlog;
+* ``e2e RSS, 9000 instruments`` -- RSS of the stack with 9,000 instruments subscribed over three
+  Kite connections while the simulated clock runs 60x (one exchange minute of 1m candles per
+  second of wall time, every instrument ticking each minute); baseline = RSS after imports.
+
+``--profile`` writes a cProfile of the stack under the 10k ticks/s embedded load to
+.bench/e2e.prof and prints its top functions (not part of the default run).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import math
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import msgspec
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _common import OUT_DIR, Result, emit
+
+ROOT = Path(__file__).resolve().parent.parent
+STEP_MS = 5.0
+WS_PER_CONN = 1000  # the server's per-connection subscription cap
+BUCKETS_MS = (0.5, 1, 2, 5, 10, 20, 50, 100, 500)
+START_DAY = (2025, 11, 21)  # a Friday session; the simulated clock starts at 10:00 IST
+
+
+# ------------------------------------------------------------------------------ child: stack
+def universe(n: int) -> list[Any]:
+    from tickstream.feeds.kite.wire import instrument_token
+    from tickstream.model import Instrument
+
+    return [
+        Instrument(
+            exchange="NSE",
+            token=100_000 + i,
+            symbol=f"SYN{i:05d}",
+            instrument_type="EQ",
+            segment="NSE",
+            kite_token=instrument_token("NSE", 100_000 + i),
+            lot_size=1,
+            tick_size=0.05,
+        )
+        for i in range(n)
+    ]
+
+
+class Stamps:
+    """Send stamps: (token, volume, wall ns) of every tick the simulator wrote."""
+
+    def __init__(self) -> None:
+        self.token: list[int] = []
+        self.volume: list[int] = []
+        self.ns: list[int] = []
+        self.on = False
+
+    def __call__(self, conn_id: str, sent: Any) -> None:
+        if not self.on:
+            return
+        now = time.time_ns()
+        for tick, _ in sent:
+            self.token.append(tick.token)
+            self.volume.append(tick.volume or 0)
+        self.ns.extend([now] * len(sent))
+
+    def arrays(self) -> dict[str, Any]:
+        return {"token": np.array(self.token, np.int64), "volume": np.array(self.volume, np.int64),
+                "ns": np.array(self.ns, np.int64)}  # fmt: skip
+
+
+def rss_mb() -> tuple[float, float]:
+    """(VmRSS, VmHWM) of this process in MB."""
+    fields = {}
+    for line in Path("/proc/self/status").read_text().splitlines():
+        key, _, value = line.partition(":")
+        if key in ("VmRSS", "VmHWM"):
+            fields[key] = int(value.split()[0]) / 1024
+    return fields.get("VmRSS", 0.0), fields.get("VmHWM", 0.0)
+
+
+def cpu_s() -> float:
+    """CPU seconds (user + system, all threads) this process has used."""
+    import resource
+
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+def backlog(asm: Any) -> int:
+    """Items waiting anywhere downstream of the feed: pipeline queue, bus subscriptions, ws."""
+    stats = asm.stats()
+    total = int(stats["pipeline"].get("queue_depth", 0))
+    for subs in stats["bus"].get("subscriptions", {}).values():
+        for s in subs:
+            total += int(s.get("depth", 0) or s.get("queued", 0) or 0)
+    total += sum(c._queue.qsize() for c in asm.sim.kite.connections.values())
+    hub = _hub(asm)
+    if hub is not None:
+        total += sum(len(c.queue) for c in hub.clients)
+    return total
+
+
+def _hub(asm: Any) -> Any:
+    with contextlib.suppress(AttributeError):
+        return asm.server.server.config.app.state.serve.hub
+    return None
+
+
+def settings_for(data_dir: Path, services: dict[str, str] | None) -> Any:
+    from tickstream.config import Settings
+
+    return Settings(
+        data_dir=data_dir, port=0, host="127.0.0.1", feed="sim", api_key_file=data_dir / "k.json",
+        ws_client_queue_max=50_000, redis_url=(services or {}).get("REDIS_URL"),
+        database_url=(services or {}).get("DATABASE_URL"), kafka_bootstrap=None,
+    )  # fmt: skip
+
+
+def rate_scale(market: Any, rate: float, step_ms: float, speed: float = 1.0) -> float:
+    """The trade-arrival multiplier giving ``rate`` expected ticks/s at one step per ``step_ms``
+    of wall time (``speed`` exchange seconds per wall second)."""
+    lam0 = market._rate * (step_ms * speed / 1000) * market._activity(market._last_ns)
+    want = rate * step_ms / 1000  # ticks per step
+    if want >= lam0.size:
+        return 1e6
+    lo, hi = 0.0, 1e6
+    for _ in range(80):
+        mid = (lo + hi) / 2
+        lo, hi = (mid, hi) if float(np.sum(1 - np.exp(-lam0 * mid))) < want else (lo, mid)
+    return hi
+
+
+def set_rate(asm: Any, rate: float, step_ms: float = STEP_MS, speed: float = 1.0) -> None:
+    scale = rate_scale(asm.sim.market, rate, step_ms, speed) if rate > 0 else 0.0
+    asm.sim.faults.set(burst_factor=scale if scale > 0 else 1e-12, burst_seconds=1e6)
+
+
+async def build(cfg: dict[str, Any], stamps: Stamps) -> Any:
+    import datetime as dt
+
+    from tickstream.assembly import build_assembly
+    from tickstream.calendar import ist_ns
+    from tickstream.serve.security import KeyStore, Scope
+    from tickstream.sim.clock import SimClock
+    from tickstream.sim.server import SimConfig
+
+    data_dir = Path(cfg["data_dir"])
+    settings = settings_for(data_dir, cfg.get("services"))
+    key, _ = KeyStore(path=settings.api_key_file).create(
+        [Scope.READ], rate_per_sec=1e4, burst=10_000
+    )
+    start = ist_ns(dt.date(*START_DAY), 10)
+    sim = SimConfig(
+        seed=7, instruments=universe(cfg["n"]), reference_prices={},
+        tick_interval_ms=cfg["step_ms"], on_send=stamps, queue_size=100_000,
+        clock=SimClock("fixed", start_ns=start, speed=cfg.get("speed", 1.0)),
+    )  # fmt: skip
+    asm = await build_assembly(settings, sim_config=sim)
+    asm.sim.faults.set(burst_factor=1e-12, burst_seconds=1e6)  # quiet until "go"
+    await asm.runtime.start()
+    return asm, key
+
+
+async def child_main(cfg: dict[str, Any]) -> None:
+    base_rss = rss_mb()[0]
+    stamps = Stamps()
+    asm, key = await build(cfg, stamps)
+    reader = await _stdin_reader()
+    try:
+        print(json.dumps({"port": asm.server.port, "key": key}), flush=True)
+        await reader.readline()  # "go": the clients are subscribed
+        out = await _run_phases(asm, cfg, stamps)
+        out["base_rss_mb"] = base_rss
+        path = Path(cfg["data_dir"]) / "sends.npz"
+        np.savez(path, **stamps.arrays())
+        out["sends"] = str(path)
+    finally:
+        await asm.runtime.stop()
+    print(json.dumps(out), flush=True)
+
+
+async def _stdin_reader() -> asyncio.StreamReader:
+    loop = asyncio.get_running_loop()
+    reader = asyncio.StreamReader()
+    await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), sys.stdin)
+    return reader
+
+
+async def _run_phases(asm: Any, cfg: dict[str, Any], stamps: Stamps) -> dict[str, Any]:
+    """Each phase: (rate, seconds); returns per-phase windows, backlog samples and RSS."""
+    phases = []
+    prof = _profiler(cfg)
+    stamps.on = True
+    for rate, seconds in cfg["phases"]:
+        set_rate(asm, rate, cfg["step_ms"], cfg.get("speed", 1.0))
+        t0, cpu0, n0 = time.time_ns(), cpu_s(), len(stamps.ns)
+        samples = []
+        for _ in range(max(1, round(seconds / 0.5))):
+            await asyncio.sleep(0.5)
+            samples.append((time.time_ns(), backlog(asm), *rss_mb()))
+        t1, cpu = time.time_ns(), cpu_s() - cpu0
+        phases.append(
+            {
+                "rate": rate,
+                "t0": t0,
+                "t1": t1,
+                "samples": samples,
+                "cpu_s": cpu,
+                "cpu_share": cpu / ((t1 - t0) / 1e9),
+                "ticks": len(stamps.ns) - n0,
+            }
+        )
+    set_rate(asm, 0)
+    if prof is not None:
+        prof.disable()
+        prof.dump_stats(OUT_DIR / "e2e.prof")
+    await asyncio.sleep(1.5)  # drain to the clients
+    stamps.on = False
+    dropped = sum(c.dropped for c in asm.sim.connections())
+    ring = getattr(asm.ring, "_buffers", {})
+    occupancy = {"ring_ticks": sum(map(len, ring.values())), "ring_instruments": len(ring),
+                 "ring_per_instrument": asm.settings.ring_buffer_ticks}  # fmt: skip
+    return {"phases": phases, "sim_dropped": dropped, "stats": _small_stats(asm), "ring": occupancy}
+
+
+def _profiler(cfg: dict[str, Any]) -> Any:
+    if not cfg.get("profile"):
+        return None
+    import cProfile
+
+    prof = cProfile.Profile()
+    prof.enable()
+    return prof
+
+
+def _small_stats(asm: Any) -> dict[str, Any]:
+    stats = asm.stats()
+    p = stats["pipeline"]
+    return {k: p.get(k) for k in ("batches", "published", "errors", "queue_depth")}
+
+
+# ------------------------------------------------------------------------------ parent: client
+class _T(msgspec.Struct):
+    token: int
+    volume: int = 0
+    ts_recv: int = 0
+
+
+class _Msg(msgspec.Struct):
+    type: str
+    data: list[_T] = []
+
+
+class Received:
+    def __init__(self) -> None:
+        self.token: list[int] = []
+        self.volume: list[int] = []
+        self.ts_recv: list[int] = []
+        self.ns: list[int] = []
+
+
+async def client(
+    port: int, key: str, keys: list[str], rec: Received, stop: asyncio.Event, deflate: bool
+) -> None:
+    from websockets.asyncio.client import connect
+
+    decode = msgspec.json.Decoder(_Msg).decode
+    url = f"ws://127.0.0.1:{port}/ws"
+    headers = {"X-API-Key": key}
+    compression = "deflate" if deflate else None
+    async with connect(
+        url, additional_headers=headers, max_size=None, compression=compression
+    ) as ws:
+        await ws.send(json.dumps({"action": "subscribe", "tokens": keys, "backfill": 0}))
+        while not stop.is_set():
+            try:
+                raw = await asyncio.wait_for(ws.recv(), 0.2)
+            except TimeoutError:
+                continue
+            now = time.time_ns()
+            msg = decode(raw)
+            if msg.type != "ticks":
+                continue
+            for t in msg.data:
+                rec.token.append(t.token)
+                rec.volume.append(t.volume)
+                rec.ts_recv.append(t.ts_recv)
+            rec.ns.extend([now] * len(msg.data))
+
+
+async def run_child(cfg: dict[str, Any], clients: bool = True) -> tuple[dict[str, Any], Received]:
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, __file__, "--child", json.dumps(cfg),
+        stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    assert proc.stdin is not None and proc.stdout is not None
+    hello = json.loads(await asyncio.wait_for(proc.stdout.readline(), 120))
+    rec, stop = Received(), asyncio.Event()
+    tasks = []
+    if clients:
+        keys = [f"NSE:{100_000 + i}" for i in range(cfg["n"])]
+        chunks = [keys[i : i + WS_PER_CONN] for i in range(0, len(keys), WS_PER_CONN)]
+        deflate = bool(cfg.get("deflate"))
+        tasks = [asyncio.create_task(client(hello["port"], hello["key"], c, rec, stop, deflate))
+                 for c in chunks]  # fmt: skip
+        await asyncio.sleep(1.0)  # subscribed
+    proc.stdin.write(b"go\n")
+    await proc.stdin.drain()
+    line = await proc.stdout.readline()
+    stop.set()
+    await asyncio.gather(*tasks, return_exceptions=True)
+    await proc.wait()
+    if not line:
+        raise RuntimeError(f"child failed (exit {proc.returncode})")
+    out = json.loads(line)
+    with np.load(out["sends"]) as sends:  # the child's data dir goes with the caller's tempdir
+        out["sends"] = {k: sends[k] for k in sends.files}
+    return out, rec
+
+
+# ------------------------------------------------------------------------------ analysis
+def match(out: dict[str, Any], rec: Received, t0: int, t1: int) -> dict[str, Any]:
+    """Latency of the ticks sent in [t0, t1): client receive - sim send, and the transport part."""
+    sends = out["sends"]
+    key_s = sends["token"] * (1 << 40) + sends["volume"]
+    order = np.argsort(key_s, kind="stable")
+    key_s, send_ns = key_s[order], sends["ns"][order]
+    key_r = np.array(rec.token, np.int64) * (1 << 40) + np.array(rec.volume, np.int64)
+    pos = np.clip(np.searchsorted(key_s, key_r), 0, max(len(key_s) - 1, 0))
+    ok = (key_s[pos] == key_r) if len(key_s) else np.zeros(len(key_r), bool)
+    sent_at = send_ns[pos[ok]]
+    window = (sent_at >= t0) & (sent_at < t1)
+    lat = (np.array(rec.ns, np.int64)[ok] - sent_at)[window] / 1e6
+    hop = (np.array(rec.ts_recv, np.int64)[ok] - sent_at)[window] / 1e6
+    n_sent = int(np.sum((sends["ns"] >= t0) & (sends["ns"] < t1)))
+    return {"lat": lat, "hop": hop, "sent": n_sent, "seconds": (t1 - t0) / 1e9}
+
+
+def hist(ms: np.ndarray) -> dict[str, Any]:
+    if ms.size == 0:
+        return {"n": 0}
+    q = np.percentile(ms, [50, 99, 99.9])
+    edges = [0, *BUCKETS_MS, math.inf]
+    counts = np.histogram(ms, bins=edges)[0].tolist()
+    labels = [f"<{b}ms" for b in BUCKETS_MS] + [f">={BUCKETS_MS[-1]}ms"]
+    return {"n": int(ms.size), "p50_ms": round(float(q[0]), 3), "p99_ms": round(float(q[1]), 3),
+            "p99.9_ms": round(float(q[2]), 3), "max_ms": round(float(ms.max()), 3),
+            "buckets": dict(zip(labels, counts, strict=True))}  # fmt: skip
+
+
+def growth(samples: list[list[float]]) -> float:
+    """Backlog slope (items/s) over a phase: least squares of backlog on time."""
+    if len(samples) < 3:
+        return 0.0
+    t = np.array([s[0] for s in samples], float) / 1e9
+    b = np.array([s[1] for s in samples], float)
+    return float(np.polyfit(t - t[0], b, 1)[0])
+
+
+# ------------------------------------------------------------------------------ scenarios
+def services_env() -> dict[str, str] | None:
+    env = ROOT / ".services" / "env"
+    if not env.is_file():
+        return None
+    pairs = dict(line.split("=", 1) for line in env.read_text().splitlines() if "=" in line)
+    if "REDIS_URL" not in pairs or "DATABASE_URL" not in pairs:
+        return None
+    return {"REDIS_URL": pairs["REDIS_URL"].strip(), "DATABASE_URL": pairs["DATABASE_URL"].strip()}
+
+
+@contextlib.asynccontextmanager
+async def bench_database(dsn: str) -> Any:
+    """A database of its own for the run (created here, dropped afterwards)."""
+    import uuid
+
+    import asyncpg
+
+    name = f"ts_e2e_{uuid.uuid4().hex[:10]}"
+    admin = await asyncpg.connect(dsn)
+    await admin.execute(f'CREATE DATABASE "{name}"')
+    try:
+        yield dsn.rsplit("/", 1)[0] + "/" + name
+    finally:
+        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        await admin.close()
+
+
+async def latency_rows(stack: str, args: argparse.Namespace, services: dict[str, str] | None,
+                       levels: tuple[int, ...]) -> list[Result]:  # fmt: skip
+    warm, measure = (1.0, 3.0) if args.quick else (2.0, 8.0)
+    with tempfile.TemporaryDirectory(prefix="e2e-") as tmp:
+        phases = [(r, warm + measure) for r in levels]
+        cfg = {"n": 1000, "step_ms": STEP_MS, "data_dir": tmp, "services": services,
+               "phases": phases, "profile": args.profile}  # fmt: skip
+        out, rec = await run_child(cfg)
+    rows = []
+    for phase in out["phases"]:
+        m = match(out, rec, phase["t0"] + int(warm * 1e9), phase["t1"])
+        rows.append(_latency_row(stack, phase, m, out["sim_dropped"]))
+    return rows
+
+
+def _latency_row(stack: str, phase: dict[str, Any], m: dict[str, Any], dropped: int) -> Result:
+    h, floor = hist(m["lat"]), hist(m["hop"])
+    achieved = m["sent"] / m["seconds"]
+    target_ms = 2.0 if (stack == "embedded" and phase["rate"] == 10_000) else None
+    p99 = h.get("p99_ms", 0.0)
+    delivered = h["n"] / m["sent"] if m["sent"] else 0.0
+    return Result(
+        f"e2e p99 @ {phase['rate'] // 1000}k ticks/s {stack}", p99, floor.get("p99_ms"), "ms",
+        higher_is_better=False, target="< 2 ms" if target_ms else "",
+        passed=(p99 < target_ms) if target_ms else None,
+        notes=f"achieved {achieved:,.0f} ticks/s, delivered {delivered:.1%}; baseline = sim send "
+        "-> feed receive of the same ticks",
+        extra={"histogram": h, "transport_floor": floor, "achieved_rate": round(achieved),
+               "cpu_us_per_tick": _cpu_per_tick(phase), "cpu_share": round(phase["cpu_share"], 2),
+               "delivered": round(delivered, 4), "backlog_growth_per_s": round(
+                   growth(phase["samples"]), 1), "sim_dropped": dropped},
+    )  # fmt: skip
+
+
+def _cpu_per_tick(phase: dict[str, Any]) -> float | None:
+    """CPU of the whole stack process (simulator included) per tick sent, in microseconds."""
+    return round(phase["cpu_s"] * 1e6 / phase["ticks"], 1) if phase["ticks"] else None
+
+
+def _keeps_up(phase: dict[str, Any], m: dict[str, Any]) -> bool:
+    achieved = m["sent"] / m["seconds"]
+    flat = growth(phase["samples"]) < 0.01 * phase["rate"]
+    return achieved >= 0.9 * phase["rate"] and flat and m["lat"].size >= 0.97 * m["sent"]
+
+
+async def sustained_row(args: argparse.Namespace) -> Result:
+    ramp = (10_000, 15_000, 20_000, 25_000, 30_000, 40_000, 50_000)
+    step_s, hold_s = (2.0, 5.0) if args.quick else (4.0, 60.0)
+    with tempfile.TemporaryDirectory(prefix="e2e-") as tmp:
+        phases = [(r, step_s) for r in ramp]
+        cfg = {"n": 1000, "step_ms": STEP_MS, "data_dir": tmp, "phases": phases}
+        out, rec = await run_child(cfg)
+    ok = [p["rate"] for p in out["phases"] if _keeps_up(p, match(out, rec, p["t0"], p["t1"]))]
+    rate = int(max(ok, default=5_000) * 0.9)
+    with tempfile.TemporaryDirectory(prefix="e2e-") as tmp:
+        cfg = {"n": 1000, "step_ms": STEP_MS, "data_dir": tmp, "phases": [(rate, hold_s)]}
+        out, rec = await run_child(cfg)
+    phase = out["phases"][0]
+    m = match(out, rec, phase["t0"] + int(2e9), phase["t1"])
+    held = _keeps_up(phase, m)
+    achieved = m["sent"] / m["seconds"]
+    return Result(
+        f"e2e sustained max, embedded (held {hold_s:.0f} s)", achieved if held else 0.0, rate,
+        "ticks/s", target="held with a flat backlog", passed=held,
+        notes=f"ramp kept up at {ok or 'none'}; held {rate:,} nominal for {hold_s:.0f} s",
+        extra={"histogram": hist(m["lat"]), "backlog_growth_per_s": round(growth(
+            phase["samples"]), 1), "backlog_last": phase["samples"][-1][1], "ramp_ok": ok},
+    )  # fmt: skip
+
+
+async def memory_row(args: argparse.Namespace) -> Result:
+    seconds = 8.0 if args.quick else 30.0
+    with tempfile.TemporaryDirectory(prefix="e2e-") as tmp:
+        cfg = {"n": 9000, "step_ms": 1000.0, "speed": 60.0, "data_dir": tmp,
+               "phases": [(1e9, seconds)], "ring_stats": True}  # fmt: skip
+        out, _ = await run_child(cfg, clients=False)
+    samples = out["phases"][0]["samples"]
+    rss, peak = samples[-1][2], max(s[3] for s in samples)
+    ring = out.get("ring", {})
+    return Result(
+        "e2e RSS, 9000 instruments subscribed (embedded)", rss, out["base_rss_mb"], "MB",
+        higher_is_better=False, target="< 150 MB", passed=peak < 150,
+        notes=f"{seconds:.0f} s at 60x = {seconds:.0f} exchange minutes of 1m candles for every "
+        f"instrument; peak {peak:.0f} MB; baseline = RSS after imports",
+        extra={"peak_mb": round(peak, 1), "rss_series_mb": [round(s[2], 1) for s in samples],
+               "backlog_series": [s[1] for s in samples], **ring},
+    )  # fmt: skip
+
+
+async def parent_main(args: argparse.Namespace) -> list[Result]:
+    levels = (1_000, 10_000, 50_000)
+    if args.profile:
+        ns = argparse.Namespace(**{**vars(args), "quick": False})
+        return await latency_rows("embedded (profiled)", ns, None, (10_000,))
+    rows = await latency_rows("embedded", args, None, levels)
+    services = services_env()
+    if services is None:
+        rows.append(Result("e2e redis+postgres", 0, None, "", notes="no .services/env: skipped"))
+    else:
+        async with bench_database(services["DATABASE_URL"]) as dsn:
+            redis = services["REDIS_URL"].rsplit("/", 1)[0] + "/13"
+            env = {"REDIS_URL": redis, "DATABASE_URL": dsn}
+            rows += await latency_rows("redis+postgres", args, env, levels)
+    rows.append(await sustained_row(args))
+    rows.append(await memory_row(args))
+    return rows
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--quick", action="store_true")
+    ap.add_argument("--profile", action="store_true", help="cProfile the stack at 10k ticks/s")
+    ap.add_argument("--child", help=argparse.SUPPRESS)
+    args = ap.parse_args()
+    if args.child:
+        import logging
+
+        logging.basicConfig(level=logging.WARNING)
+        asyncio.run(child_main(json.loads(args.child)))
+        return
+    load = os.getloadavg()
+    rows = asyncio.run(parent_main(args))
+    for r in rows:
+        r.extra["host_load_avg"] = [round(x, 2) for x in load]
+    emit("e2e_profile" if args.profile else "e2e", rows)
+    if args.profile:
+        _print_profile()
+
+
+def _print_profile() -> None:
+    import pstats
+
+    stats = pstats.Stats(str(OUT_DIR / "e2e.prof"), stream=sys.stderr)
+    stats.sort_stats("tottime").print_stats(25)
+    stats.sort_stats("cumulative").print_stats(40)
+
+
+if __name__ == "__main__":
+    main()
