@@ -23,7 +23,11 @@ in arrival order (replay needs cumulative volume to move forward), not in hash o
 
 Each row keeps the whole tick as msgpack (``payload``); a query decodes it, so a stored tick reads
 back ``==`` the :class:`~tickstream.model.Tick` that was written. ``ltp`` and ``volume`` are also
-plain columns for ad-hoc SQL.
+plain columns for ad-hoc SQL. Decoding is most of a large query's cost (~2-4 us per tick with
+depth), so the DuckDB and PostgreSQL stores also offer ``query_tick_blob`` (same arguments as
+``query_ticks``; not part of the protocol, so other implementations need not have it): the page
+undecoded, as one msgpack array (:class:`TickBlob`), for callers that forward msgpack or decode
+elsewhere (:func:`ticks_from_blob`).
 
 Pagination
 ----------
