@@ -128,7 +128,16 @@ def test_assembly_stats_after_clean_stop_accounts_for_every_tick(tmp_path: Path)
     from tickstream.assembly import build_assembly
     from tickstream.config import load_settings
 
-    settings = load_settings(None, data_dir=tmp_path, feed="sim", sim_tick_interval_ms=50)
+    # Explicit None: an integration session earlier in the run exports the services' URLs.
+    settings = load_settings(
+        None,
+        data_dir=tmp_path,
+        feed="sim",
+        sim_tick_interval_ms=50,
+        redis_url=None,
+        database_url=None,
+        kafka_bootstrap=None,
+    )
 
     async def run() -> dict[str, Any]:
         asm = await build_assembly(settings, serve=False)
