@@ -64,7 +64,7 @@ class TickPacker:
         self._levels = levels
         self._decoder = msgspec.msgpack.Decoder(list[Tick])
         self._dtypes = {opt: _dtype(_HEAD + (_OI if opt else ()), levels) for opt in (False, True)}
-        self._templates: dict[bool, npt.NDArray[Any]] = {}
+        self._templates: dict[bool, bytes] = {}  # constant bytes of many records
         self._prefix = [
             self._head(inst, opt) for inst, opt in zip(instruments, is_opt, strict=True)
         ]
@@ -95,10 +95,10 @@ class TickPacker:
 
     def _template(self, opt: bool, n: int) -> npt.NDArray[Any]:
         """``n`` records with every constant byte (keys, type bytes, headers) already written."""
-        held = self._templates.get(opt)
-        if held is None or len(held) < n:
-            size = max(n, 2 * len(held) if held is not None else 256)
-            rec = held = self._templates[opt] = np.zeros(size, dtype=self._dtypes[opt])
+        dtype = self._dtypes[opt]
+        held = self._templates.get(opt, b"")
+        if len(held) < n * dtype.itemsize:
+            rec = np.zeros(max(n, 2 * len(held) // dtype.itemsize, 256), dtype=dtype)
             for name, code in _HEAD + (_OI if opt else ()):
                 rec[f"k_{name}"], rec[f"t_{name}"] = _key(name), code
             rec["k_mode"] = _key("mode") + _key("full")
@@ -109,7 +109,9 @@ class TickPacker:
                 for j in range(self._levels):  # DepthLevel is array_like: [price, qty, orders]
                     rec[f"{side}{j}_h"], rec[f"{side}{j}_pt"] = 0x93, _F8
                     rec[f"{side}{j}_qt"] = rec[f"{side}{j}_ot"] = _I8
-        return held[:n].copy()
+            held = self._templates[opt] = rec.tobytes()
+        # A bytearray copy is a memcpy (a structured ndarray.copy() goes field by field).
+        return np.frombuffer(bytearray(held[: n * dtype.itemsize]), dtype=dtype)
 
     def _records(self, opt: bool, cols: dict[str, npt.NDArray[Any]]) -> npt.NDArray[Any]:
         rec = self._template(opt, len(cols["ltp"]))

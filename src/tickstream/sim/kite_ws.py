@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import itertools
 import logging
+import struct
 from collections.abc import Callable, Iterable, Sequence
 from http import HTTPStatus
 from urllib.parse import parse_qs, urlsplit
@@ -47,6 +48,8 @@ MAX_INSTRUMENTS = 3000
 MAX_CONNECTIONS = 3
 _UNKNOWN_PACKET = bytes(13)  # no Kite packet is 13 bytes long
 _SIZES = {Mode.LTP: 8, Mode.QUOTE: 44, Mode.FULL: 184}  # equity packet lengths
+_COUNT = struct.Struct(">H")
+_FULL_PREFIX = _COUNT.pack(_SIZES[Mode.FULL])  # a frame's length prefix of a full packet
 
 
 class KiteConnection(SimConnection):
@@ -69,6 +72,27 @@ class KiteConnection(SimConnection):
         picked = [(tick, mode) for itok, tick in ticks if (mode := subs.get(itok)) is not None]
         if picked:
             self.send_ticks(picked, encode)
+
+    def publish_full(self, ticks: Sequence[tuple[int, Tick]], full: Sequence[bytes | None]) -> bool:
+        """:meth:`publish` when every subscribed tick of the step goes out in FULL mode and has its
+        batch-encoded packet in ``full`` and no packet fault is planned (False: nothing done)."""
+        plan = self.plan()
+        if plan.duplicate_every or plan.unknown_every or plan.truncate_every:
+            return False
+        subs = self.subscriptions
+        rows = [(tick, packet, mode) for (itok, tick), packet in zip(ticks, full, strict=True)
+                if (mode := subs.get(itok)) is not None]  # fmt: skip
+        if not rows:
+            return True
+        if any(mode is not Mode.FULL or packet is None for _, packet, mode in rows):
+            return False
+        # The frame encode_frame makes: count, then length prefix and packet for each.
+        parts = [_FULL_PREFIX] * (2 * len(rows) + 1)
+        parts[0] = _COUNT.pack(len(rows))
+        parts[2::2] = [packet for _, packet, _ in rows if packet is not None]
+        sent = tuple((tick, "full") for tick, _, _ in rows) if self.recording else ()
+        self.offer(Outgoing(b"".join(parts), True, sent))
+        return True
 
     def send_ticks(
         self, picked: Sequence[tuple[Tick, Mode]], encode: Callable[[Tick, Mode], bytes]
@@ -224,7 +248,8 @@ class KiteWsServer:
             return packet
 
         for conn in list(self.connections.values()):
-            conn.publish(keyed, encode)
+            if full is None or not conn.publish_full(keyed, full):
+                conn.publish(keyed, encode)
 
 
 def _first(query: dict[str, list[str]], name: str) -> str | None:
