@@ -216,9 +216,7 @@ def check_ticks(
     lossy = set(lossy_connections)
     reached = set(stored_ids) | quarantined_ids
     tail = _delivered_tail(emitted, reached)
-    first_emission: dict[TickIdentity, EmittedTick] = {}
-    for e in emitted:
-        first_emission.setdefault(tick_identity(e.tick), e)
+    first_emission = _first_emissions(emitted)
     emitted_ids = set(first_emission)
     unexpected_ids = set(stored_ids) - emitted_ids
     by_locator = {_locator(i): i for i in unexpected_ids}
@@ -243,6 +241,13 @@ def check_ticks(
         undelivered=counts["undelivered"], quarantined=counts["quarantined"],
         unexpected=len(unexpected_ids), samples=tuple(samples),
     )  # fmt: skip
+
+
+def _first_emissions(emitted: Sequence[EmittedTick]) -> dict[TickIdentity, EmittedTick]:
+    first: dict[TickIdentity, EmittedTick] = {}
+    for e in emitted:
+        first.setdefault(tick_identity(e.tick), e)
+    return first
 
 
 def _count_stored(stored: Iterable[Tick]) -> tuple[Counter[TickIdentity], dict[TickIdentity, Tick]]:
@@ -349,6 +354,14 @@ def _differs(bar: _Bar, c: Candle) -> str | None:
     return None
 
 
+def _keyed(candles: Iterable[Candle], wanted: dict[str, int], lo: int) -> dict[CandleKey, Candle]:
+    return {
+        (c.exchange, c.token, str(c.interval), c.start): c
+        for c in candles
+        if str(c.interval) in wanted and c.start >= lo
+    }
+
+
 def check_candles(
     stored_ticks: Iterable[Tick],
     candles: Iterable[Candle],
@@ -367,11 +380,7 @@ def check_candles(
     hi = until_ns if until_ns is not None else 2**63
     bars = {k: b for k, b in resample(stored_ticks, intervals).items() if k[3] >= lo}
     wanted = {iv.value: iv.nanos for iv in intervals}
-    stored = {
-        (c.exchange, c.token, str(c.interval), c.start): c
-        for c in candles
-        if str(c.interval) in wanted and c.start >= lo
-    }
+    stored = _keyed(candles, wanted, lo)
     samples: list[Sample] = []
     counts = Counter[str]()
     for key, bar in bars.items():

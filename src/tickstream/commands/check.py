@@ -19,6 +19,7 @@ import typer
 
 if TYPE_CHECKING:
     from tickstream.checker import CheckReport, EmittedTick
+    from tickstream.config import Settings
     from tickstream.model import Candle, Interval, Tick
     from tickstream.storage.base import TickStore
 
@@ -133,19 +134,7 @@ def check(
     ticks, and candles that differ from a resample of the stored ticks."""
     import asyncio
 
-    from tickstream.config import ConfigError, load_settings
-
-    overrides: dict[str, Any] = {"database_url": database_url, "data_dir": data_dir}
-    try:
-        settings = load_settings(None, **{k: v for k, v in overrides.items() if v is not None})
-        since_ns = parse_time(since)
-        until_ns = parse_time(until) if until is not None else _END
-    except (ConfigError, ValueError) as exc:
-        typer.echo(f"error: {exc}", err=True)
-        raise typer.Exit(2) from None
-    if not emission_log.is_file():
-        typer.echo(f"error: no emission log at {emission_log}", err=True)
-        raise typer.Exit(2)
+    settings, since_ns, until_ns = _inputs(database_url, data_dir, since, until, emission_log)
     emitted = read_emissions(emission_log, since_ns, until_ns)
     lossy = () if strict else {e.conn_id for e in emitted}
     quarantined = read_quarantined(settings.data_dir / "quarantine")
@@ -166,6 +155,26 @@ def check(
     report = asyncio.run(main())
     _print(report, as_json)
     raise typer.Exit(0 if report.ok else 1)
+
+
+def _inputs(
+    database_url: str | None, data_dir: Path | None, since: str, until: str | None, log: Path
+) -> tuple[Settings, int, int]:
+    """Settings and the time range from the options; exit 2 on bad usage."""
+    from tickstream.config import ConfigError, load_settings
+
+    overrides: dict[str, Any] = {"database_url": database_url, "data_dir": data_dir}
+    try:
+        settings = load_settings(None, **{k: v for k, v in overrides.items() if v is not None})
+        since_ns = parse_time(since)
+        until_ns = parse_time(until) if until is not None else _END
+    except (ConfigError, ValueError) as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from None
+    if not log.is_file():
+        typer.echo(f"error: no emission log at {log}", err=True)
+        raise typer.Exit(2)
+    return settings, since_ns, until_ns
 
 
 def _print(report: CheckReport, as_json: bool) -> None:
