@@ -124,3 +124,24 @@ async def test_postgres_copy_path_rolls_back_whole_batch_on_bad_row(store: Postg
     with pytest.raises(OverflowError):
         await store.write_ticks([ok, make_tick(1, token=2**63)])  # bigint overflow
     assert await all_ticks(store) == []
+
+
+async def test_postgres_concurrent_overlapping_batches_store_each_tick_once(
+    store: PostgresStore, pg_dsn: str
+) -> None:
+    other = PostgresStore(pg_dsn)
+    await other.open()
+    ticks = [make_tick(i, token=2885 + i % 3) for i in range(300)]
+    forward, backward = ticks[:200], list(reversed(ticks[100:]))
+    try:
+        counts = await asyncio.gather(
+            store.write_ticks(forward),
+            other.write_ticks(backward),
+            store.write_ticks(backward),
+            other.write_ticks(forward),
+        )
+    finally:
+        await other.close()
+    stored = [t for tok in (2885, 2886, 2887) for t in await all_ticks(store, token=tok)]
+    assert sum(counts) == 300
+    assert sorted(stored, key=lambda t: t.ts_recv) == ticks

@@ -10,8 +10,10 @@ from tickstream.storage.base import TICK_COLUMNS, tick_columns, tick_id_of, tick
 from tickstream.storage.columnar import (
     encode_ticks,
     first_of_each_key,
+    key_order,
     tick_records,
     tick_table,
+    unique_tick_records,
 )
 
 from conformance.store_suite import make_tick
@@ -60,3 +62,36 @@ def test_columnar_first_of_each_key_repeats_keeps_first_positions() -> None:
     a, b, c = make_tick(0), make_tick(1), make_tick(2)
     ticks = [a, b, a, c, b, a]
     assert first_of_each_key(ticks, encode_ticks(ticks).tick_ids) == [0, 1, 3]
+
+
+def _key(row: tuple[object, ...]) -> tuple[object, ...]:
+    return row[:5]
+
+
+@settings(max_examples=30, deadline=None)
+@given(
+    st.lists(
+        st.tuples(st.integers(0, 30), st.sampled_from([2885, 11536, 7]), st.sampled_from("NB")),
+        min_size=1,
+        max_size=40,
+    )
+)
+def test_columnar_unique_tick_records_any_batch_first_of_each_key_in_key_order(
+    specs: list[tuple[int, int, str]],
+) -> None:
+    ticks = [make_tick(i, token=tok, exchange=ex + "SE") for i, tok, ex in specs]
+    expected: dict[tuple[object, ...], tuple[object, ...]] = {}
+    for row in tick_rows(ticks):
+        expected.setdefault(_key(row), row)
+    got = [(*r[:-1], bytes(r[-1])) for r in unique_tick_records(ticks)]
+    assert got == [expected[k] for k in sorted(expected)]
+
+
+def test_columnar_key_order_sorts_exchange_then_token_then_times() -> None:
+    ticks = [
+        make_tick(3, token=9),
+        make_tick(1, token=9),
+        make_tick(2, token=5),
+        make_tick(0, exchange="BSE", token=99),
+    ]
+    assert key_order(ticks, encode_ticks(ticks).tick_ids).tolist() == [3, 2, 1, 0]

@@ -29,6 +29,7 @@ __all__ = [
     "EncodedTicks",
     "encode_ticks",
     "first_of_each_key",
+    "key_order",
     "payload_blob",
     "tick_records",
     "tick_table",
@@ -109,11 +110,31 @@ def tick_records(ticks: Sequence[Tick]) -> list[tuple[Any, ...]]:
 
 
 def unique_tick_records(ticks: Sequence[Tick]) -> list[tuple[Any, ...]]:
-    """``tick_records`` keeping only the first row of each key (a batch's repeats dropped)."""
+    """``tick_records`` with only the first row of each key (a batch's repeats dropped), in key
+    order ``(exchange, token, ts_exchange, ts_recv, tick_id)``: writers that insert rows in one
+    global order cannot deadlock on each other's unique-index entries."""
     enc = encode_ticks(ticks)
     records = _records(ticks, enc)
+    order = key_order(ticks, enc.tick_ids)
     keep = first_of_each_key(ticks, enc.tick_ids)
-    return records if keep is None else [records[i] for i in keep]
+    if keep is not None:
+        order = order[np.isin(order, np.asarray(keep, dtype=np.int64))]
+    return [records[i] for i in order.tolist()]
+
+
+def key_order(ticks: Sequence[Tick], tick_ids: npt.NDArray[np.int64]) -> npt.NDArray[np.int64]:
+    """Indexes that sort the batch by ``(exchange, token, ts_exchange, ts_recv, tick_id)``,
+    stable (repeats of a key keep batch order)."""
+    exchanges = [t.exchange for t in ticks]
+    rank = {e: i for i, e in enumerate(sorted(set(exchanges)))}
+    columns = (
+        tick_ids,
+        np.array([t.ts_recv for t in ticks], dtype=np.int64),
+        np.array([t.ts_exchange for t in ticks], dtype=np.int64),
+        np.array([t.token for t in ticks], dtype=np.int64),
+        np.array([rank[e] for e in exchanges], dtype=np.int64),
+    )
+    return np.lexsort(columns).astype(np.int64)  # the last column is the primary key
 
 
 def _records(ticks: Sequence[Tick], enc: EncodedTicks) -> list[tuple[Any, ...]]:

@@ -15,13 +15,14 @@ among them) written by the pipeline.
   the local PostgreSQL has no timescaledb.
 
 Writes, in one transaction per batch: repeats inside the batch are dropped client-side, then the
-rows are ``COPY``-ed straight into ``ticks`` under a savepoint (the fast path: as cheap as a raw
-COPY). If any row is already stored, the unique key rejects that COPY; the store rolls back to the
-savepoint and takes the safe path: ``COPY`` into a per-connection ``TEMP`` staging table
-(``ON COMMIT DELETE ROWS``), then ``INSERT ... SELECT ... ON CONFLICT DO NOTHING``. After a
-conflict the next few batches go straight to the safe path (a replayed day conflicts on every
-batch). A redelivered batch adds nothing; one duplicate never discards the rest of a batch; a
-crash mid-batch leaves nothing half-written. Every value is a bound parameter.
+rows are ``COPY``-ed in key order (so concurrent writers cannot deadlock) straight into ``ticks``
+under a savepoint (the fast path: as cheap as a raw COPY). If any row is already stored, the
+unique key rejects that COPY; the store rolls back to the savepoint and takes the safe path:
+``COPY`` into a per-connection ``TEMP`` staging table (``ON COMMIT DELETE ROWS``), then
+``INSERT ... SELECT ... ON CONFLICT DO NOTHING``. After a conflict the next few batches go
+straight to the safe path (a replayed day conflicts on every batch). A redelivered batch adds
+nothing; one duplicate never discards the rest of a batch; a crash mid-batch leaves nothing
+half-written. Every value is a bound parameter.
 
 Connection failures (refused, reset, server shutting down or starting up) surface as
 :class:`~tickstream.storage.base.StoreUnavailableError`; the pool reconnects on the next call, so
