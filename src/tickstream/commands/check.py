@@ -1,6 +1,7 @@
 """``tickstream check``: did we store every tick the broker sent, exactly once, unaltered?
 
-Reads the simulator's emission log (``tickstream sim --emission-log FILE``), the stored ticks and
+Reads the simulator's emission log (``tickstream sim --emission-log FILE``, or
+``TICKSTREAM_SIM_EMISSION_LOG`` for ``tickstream run``), the stored ticks and
 candles of the configured store (DuckDB under the data dir, or ``--database-url``) and the
 quarantine files, and prints the verdict of :mod:`tickstream.checker`. Exit 0 when nothing is
 missing, duplicated or altered and every candle matches a resample of the stored ticks, 1
@@ -119,7 +120,10 @@ def check(
     since: str = typer.Option(..., "--since", help="From (epoch ns, ISO 8601, or HH:MM IST)."),
     until: str | None = typer.Option(None, "--until", help="Up to (exclusive); default: all."),
     emission_log: Path = typer.Option(
-        ..., "--emission-log", help="The simulator's JSONL emission log (tickstream sim)."
+        ...,
+        "--emission-log",
+        help="The simulator's JSONL emission log (`tickstream sim --emission-log FILE`, or "
+        "TICKSTREAM_SIM_EMISSION_LOG for `tickstream run`).",
     ),
     database_url: str | None = typer.Option(
         None, "--database-url", help="PostgreSQL URL (default: DATABASE_URL, else DuckDB)."
