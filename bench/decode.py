@@ -3,7 +3,8 @@
 Kite: frames of 50 full-mode (184-byte) packets, and of 50 quote (44-byte) packets,
 ``decode_frame`` (producing Tick objects) vs ``KiteTicker._parse_binary``. Angel One: SNAP_QUOTE
 (379-byte) packets, ``decode_packet`` vs ``SmartWebSocketV2._parse_binary_data``. Target (issue):
->= 10x the SDK per tick.
+>= 10x the SDK per tick. Also: the construction floor, building the same full Ticks from ready
+values (no decoding at all) vs the SDK: the most any decoder returning these objects can reach.
 
 Rates are ticks per second of *process CPU time*, best of N rounds, ours and the SDK alternating
 within each round: the machine's cores are shared, and wall-clock rates swing by 2x with the load
@@ -20,6 +21,8 @@ import random
 import time
 from collections.abc import Callable
 from typing import Any
+
+from msgspec.structs import replace
 
 from tickstream.feeds.angelone import wire as angel
 from tickstream.feeds.kite import wire as kite
@@ -114,6 +117,48 @@ def _row(stage: str, ours: float, sdk: float, notes: str) -> Result:
     )  # fmt: skip
 
 
+def _rebuild_full(t: Tick) -> Tick:
+    """The decoder's object construction for one full tick, from ready Python values: a Tick in
+    two calls (<= 15 keywords each), 10 DepthLevels and a Depth. No unpacking, no arithmetic."""
+    assert t.depth is not None
+    lv = DepthLevel
+    bids = tuple(lv(d.price, d.qty, d.orders) for d in t.depth.bids)
+    asks = tuple(lv(d.price, d.qty, d.orders) for d in t.depth.asks)
+    tick = Tick(
+        exchange=t.exchange, token=t.token, symbol=t.symbol, source=t.source,
+        ts_exchange=t.ts_exchange, ts_recv=t.ts_recv, ltp=t.ltp, ltq=t.ltq, atp=t.atp,
+        volume=t.volume, total_buy_qty=t.total_buy_qty, total_sell_qty=t.total_sell_qty,
+        open=t.open, high=t.high, low=t.low,
+    )  # fmt: skip
+    return replace(
+        tick, close=t.close, change=t.change, change_pct=t.change_pct, oi=t.oi,
+        oi_day_high=t.oi_day_high, oi_day_low=t.oi_day_low, ts_last_trade=t.ts_last_trade,
+        bid=t.bid, bid_qty=t.bid_qty, ask=t.ask, ask_qty=t.ask_qty,
+        depth=Depth(bids=bids, asks=asks), mode=Mode.FULL,
+    )  # fmt: skip
+
+
+def bench_full_floor(n_frames: int, rounds: int) -> Result:
+    """The floor of any decoder that returns our Tick objects: building them, nothing else."""
+    frames, sdk = _kite_frames(n_frames), _kite_sdk()
+    ticks = [t for f in frames for t in kite.decode_frame(f, ts_recv=1).ticks]
+    assert [_rebuild_full(t) for t in ticks] == ticks
+
+    def floor() -> int:
+        for t in ticks:
+            _rebuild_full(t)
+        return len(ticks)
+
+    def theirs() -> int:
+        return sum(len(sdk._parse_binary(f)) for f in frames)
+
+    notes = (
+        "object construction alone (Tick in two calls, Depth, 10 DepthLevels) from ready "
+        "values: the ceiling of any decoder producing these Ticks, vs the SDK parser"
+    )
+    return _row("kite_full_tick_construction_floor", *_rates(floor, theirs, rounds), notes)
+
+
 def bench_kite(n_frames: int, rounds: int, mode: Mode) -> Result:
     frames, sdk = _kite_frames(n_frames, mode), _kite_sdk()
     ts = time.time_ns()
@@ -169,6 +214,7 @@ def main() -> None:
             bench_kite(frames, rounds, Mode.FULL),
             bench_kite(frames, rounds, Mode.QUOTE),
             bench_angel(packets, rounds),
+            bench_full_floor(frames, rounds),
         ],
     )
 
