@@ -24,11 +24,19 @@ $(VENV)/.installed-dev: pyproject.toml | $(BIN)/python
 	$(BIN)/pip install -q -e '.[dev]'
 	@touch $@ $(VENV)/.installed-run
 
-run: $(VENV)/.installed-run ## Run everything in one process: simulator feed, pipeline, DuckDB, dashboard on :8000
+# The dashboard's charting library (lightweight-charts) comes from npm, never from the repo.
+web/node_modules/.installed: web/package.json web/package-lock.json
+	npm ci --prefix web --no-audit --no-fund --loglevel=error
+	@touch $@
+
+run: $(VENV)/.installed-run web/node_modules/.installed ## Run everything in one process: simulator feed, pipeline, DuckDB, dashboard on :8000
 	$(BIN)/tickstream run
 
-test: $(VENV)/.installed-dev ## Install dev deps, start Redis/PostgreSQL/Kafka, run unit + integration tests
+test: $(VENV)/.installed-dev web/node_modules/.installed ## Install everything, start Redis/PostgreSQL/Kafka, lint, run all tests
 	bash scripts/services.sh start
+	bash scripts/browser.sh
+	$(BIN)/ruff check .
+	$(BIN)/mypy
 	$(BIN)/pytest $(PYTEST_ARGS)
 
 test-unit: $(VENV)/.installed-dev ## Unit tests only (no services)

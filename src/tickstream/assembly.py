@@ -22,7 +22,7 @@ from tickstream.config import Settings
 from tickstream.feeds.base import Feed
 from tickstream.model import NS_PER_SEC, Instrument, Mode, Tick
 from tickstream.pipeline.candles import CandleConfig
-from tickstream.pipeline.engine import TOPIC_CANDLES, TOPIC_TICKS, EngineConfig, PipelineEngine
+from tickstream.pipeline.engine import TOPIC_ENRICHED, TOPIC_TICKS, EngineConfig, PipelineEngine
 from tickstream.pipeline_runner import TOPIC_QUARANTINE, PipelineRunner, Quarantined
 from tickstream.quarantine import QuarantineFile
 from tickstream.runtime import FunctionComponent, Runtime
@@ -130,7 +130,9 @@ def _sinks(settings: Settings, bus: Bus, store: TickStore, ring: RingBuffer) -> 
     qfile = QuarantineFile(settings.data_dir / "quarantine")
     return [
         TickSink(bus, store, TOPIC_TICKS),
-        CandleSink(bus, store, TOPIC_CANDLES),
+        # The enriched topic carries the same closed candles and revisions as market:candles, with
+        # indicator values (run's engine enriches every interval), so history has indicators too.
+        CandleSink(bus, store, TOPIC_ENRICHED),
         StoreSink(
             bus,
             TOPIC_TICKS,
