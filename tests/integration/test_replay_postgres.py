@@ -80,9 +80,9 @@ async def sources(store: PostgresStore) -> list[tuple[str, int]]:
     return [(r[0], r[1]) for r in rows]
 
 
-def spec(**kw: int) -> ReplaySpec:
+def spec(speed: float | None = None) -> ReplaySpec:
     lo, hi = day_range(DAY)
-    return ReplaySpec(INSTS, lo, hi, speed=None, page_size=kw.get("page_size", 100))
+    return ReplaySpec(INSTS, lo, hi, speed=speed, page_size=100)
 
 
 async def test_replay_postgres_into_same_store_adds_tagged_rows_once(store: PostgresStore) -> None:
@@ -102,9 +102,10 @@ async def test_replay_postgres_into_same_store_adds_tagged_rows_once(store: Post
 async def test_replay_postgres_killed_and_resumed_stores_each_tick_once(
     store: PostgresStore, tmp_path: Path
 ) -> None:
-    # Arrange: a replay killed after its first checkpoints
+    # Arrange: a replay killed after its first checkpoints (paced at 1000x, so it is still
+    # running when the kill arrives)
     path = tmp_path / "replay" / "pg.json"
-    rep = Replay(store, spec(), replay_id="pg", checkpoint=path, checkpoint_every=100)
+    rep = Replay(store, spec(1000.0), replay_id="pg", checkpoint=path, checkpoint_every=100)
     task = asyncio.create_task(replay_through_pipeline(rep, store, CONFIG))
     while (cp := load_checkpoint(path)) is None or cp.emitted < 200:
         await asyncio.sleep(0.01)
@@ -115,7 +116,7 @@ async def test_replay_postgres_killed_and_resumed_stores_each_tick_once(
     resumed = Replay(store, spec(), replay_id="pg", checkpoint=path, checkpoint_every=100)
     result = await replay_through_pipeline(resumed, store, CONFIG)
     # Assert
-    assert resumed.resumed
+    assert resumed.resumed and 200 <= cp.emitted < 602
     assert result.summary.emitted == 602
     assert await sources(store) == [("kite", 602), ("replay", 602)]
     dupes = await store.pool.fetchval(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import datetime as dt
 from collections.abc import Sequence
 from pathlib import Path
@@ -158,9 +159,11 @@ async def test_replay_killed_then_resumed_gives_candles_of_uninterrupted_replay(
     await ref.open()
     await out.open()
     await replay_through_pipeline(Replay(src, spec), ref, CONFIG)
-    # ...and a replay cancelled mid-way, just after a checkpoint at 200 ticks
+    # ...and a replay cancelled mid-way, just after a checkpoint at 200 ticks (paced at 1000x so
+    # that it is still running when the kill arrives: 36 s of exchange time left = 0.36 s)
     path = tmp_path / "cp.json"
-    killed = Replay(src, spec, checkpoint=path, checkpoint_every=200)
+    paced = dataclasses.replace(spec, speed=1000.0)
+    killed = Replay(src, paced, checkpoint=path, checkpoint_every=200)
     task = asyncio.create_task(replay_through_pipeline(killed, out, CONFIG))
     while (cp := load_checkpoint(path)) is None:
         await asyncio.sleep(0.005)
