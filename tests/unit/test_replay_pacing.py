@@ -8,11 +8,14 @@ from __future__ import annotations
 
 import asyncio
 import math
+from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from tickstream.model import Instrument, Tick
-from tickstream.replay import Pacer, Replay, ReplaySpec, parse_speed
+from tickstream.replay import Pacer, Replay, ReplaySpec, checkpoint_path, parse_speed
 from tickstream.storage.duckdb_store import DuckDBStore
 
 T0 = 1_732_160_700_000_000_000  # 2024-11-21 09:15 IST
@@ -168,3 +171,36 @@ def test_parse_speed_valid_inputs_give_rate_or_none(
 def test_parse_speed_invalid_input_raises(text: str) -> None:
     with pytest.raises(ValueError, match="speed"):
         parse_speed(text)
+
+
+@settings(max_examples=50, deadline=None)
+@given(
+    gaps=st.lists(st.integers(0, 5 * NS), min_size=1, max_size=40),
+    speed=st.sampled_from([0.5, 1.0, 3.0, 10.0, 60.0]),
+)
+def test_pacer_releases_each_tick_exactly_at_first_tick_plus_offset_over_speed(
+    gaps: list[int], speed: float
+) -> None:
+    # Arrange: ticks at cumulative gaps; a clock that jumps to each next due time
+    stamps = [T0 + sum(gaps[: i + 1]) for i in range(len(gaps))]
+    ticks = [tick(1, ts) for ts in stamps]
+    pacer = Pacer(speed)
+    clock, start, released = 50.0, 0, []
+    # Act
+    while start < len(ticks):
+        end = pacer.split_due(ticks, start, clock)
+        released += [clock] * (end - start)
+        start = end
+        if start < len(ticks):
+            clock = max(clock, pacer.due(ticks[start].ts_exchange))
+    # Assert: no drift, whatever the gaps
+    for at, ts in zip(released, stamps, strict=True):
+        assert at - 50.0 == pytest.approx((ts - stamps[0]) / (speed * NS), abs=1e-9)
+
+
+def test_checkpoint_path_rejects_names_that_are_paths(tmp_path: Path) -> None:
+    # Act / Assert
+    assert checkpoint_path(tmp_path, "day-1.a_b") == tmp_path / "replay" / "day-1.a_b.json"
+    for bad in ("../x", "a/b", "", ".hidden"):
+        with pytest.raises(ValueError, match="invalid replay id"):
+            checkpoint_path(tmp_path, bad)
