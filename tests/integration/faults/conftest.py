@@ -26,11 +26,13 @@ from tickstream.assembly import Assembly, build_assembly
 from tickstream.checker import CheckReport
 from tickstream.commands.check import read_emissions, read_quarantined, run_check
 from tickstream.config import Settings, load_settings
+from tickstream.sim.clock import ClockMode, SimClock, latest_session_start
 from tickstream.sim.server import SimConfig
 
 FAULTS_DIR = Path(__file__).resolve().parent
 REPO = FAULTS_DIR.parents[2]
 SYMBOLS = ("NIFTY 50", "RELIANCE", "INFY", "TCS", "HDFCBANK", "ICICIBANK", "SBIN", "ITC")
+_Q = 15 * 60 * 1_000_000_000  # 09:00 + 15 min
 SIM_HEARTBEAT_S = 0.3  # the Kite heartbeat period: a half-open socket is found in 3 x this
 
 
@@ -148,15 +150,21 @@ def fault_settings(data_dir: Path, **overrides: Any) -> Settings:
     return load_settings(None, **values)
 
 
+def session_open_clock() -> SimClock:
+    """Exchange time from 09:15:00 IST (the open) of the latest trading day."""
+    return SimClock(ClockMode.FIXED, start_ns=latest_session_start(time.time_ns(), hour=9) + _Q)
+
+
 async def start_run(
-    settings: Settings, *, serve: bool = False, sim_config: SimConfig | None = None
+    settings: Settings, *, serve: bool = False, clock: SimClock | None = None
 ) -> FaultRun:
     log_path = settings.data_dir / "emissions.jsonl"
-    config = sim_config or SimConfig(
+    config = SimConfig(
         seed=random.randrange(1, 2**31),  # distinct markets per run
         tick_interval_ms=settings.sim_tick_interval_ms,
         emission_log=log_path,
         heartbeat_s=SIM_HEARTBEAT_S,
+        clock=clock,
     )
     asm = await build_assembly(settings, serve=serve, sim_config=config)
     run = FaultRun(asm, settings, log_path)
@@ -171,10 +179,10 @@ async def fault_run(tmp_path: Path) -> AsyncIterator[Callable[..., Any]]:
     """A factory ``await fault_run(**settings_overrides)``; every run is stopped afterwards."""
     runs: list[FaultRun] = []
 
-    async def make(*, serve: bool = False, **overrides: Any) -> FaultRun:
-        run = await start_run(
-            fault_settings(tmp_path / f"run{len(runs)}", **overrides), serve=serve
-        )
+    async def make(*, serve: bool = False, at_open: bool = False, **overrides: Any) -> FaultRun:
+        settings = fault_settings(tmp_path / f"run{len(runs)}", **overrides)
+        clock = session_open_clock() if at_open else None
+        run = await start_run(settings, serve=serve, clock=clock)
         runs.append(run)
         return run
 

@@ -9,6 +9,7 @@ TZ=Asia/Kolkata (the ``tz`` fixture): the verdicts must be the same, zero loss i
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -16,6 +17,7 @@ import pytest
 
 from tickstream.feeds.factory import build_feed
 from tickstream.model import Mode
+from tickstream.sim.clock import latest_session_start
 
 pytestmark = pytest.mark.usefixtures("tz")
 
@@ -100,15 +102,18 @@ async def test_fault_duplicate_packets_and_second_connection_deduplicated(
 async def test_fault_burst_at_open_ten_times_rate_no_tick_lost(
     fault_run: Callable[..., Any], no_loss: Callable[..., None]
 ) -> None:
-    # Arrange
-    run = await fault_run(symbols=())  # the whole universe
+    # Arrange: the whole universe, exchange time from 09:15:00 IST
+    run = await fault_run(symbols=(), at_open=True)
     # Act
     run.sim.faults.set(None, burst_factor=10.0, burst_seconds=4.0)
     await run.wait_more_ticks(3000, timeout=30)
     verdict = await run.finish()
-    # Assert
+    # Assert: the first candles are the session's first buckets, built from every tick
     no_loss(verdict)
     assert verdict.accounting["feed"]["dropped_batches"] == 0
+    assert verdict.accounting["pipeline"]["candles_emitted"] > 0
+    open_ns = latest_session_start(time.time_ns(), hour=9) + 15 * 60 * 1_000_000_000
+    assert run.started_ns - open_ns < 60 * 1_000_000_000
 
 
 async def test_fault_token_expiry_relogin_resumes_without_loss(
