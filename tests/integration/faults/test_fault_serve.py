@@ -34,13 +34,16 @@ async def test_fault_ws_client_never_reads_is_cut_off_and_nothing_else_lost(
         await ws.send(json.dumps({"action": "subscribe", "tokens": symbols, "channels": ["ticks"]}))
         await ws.recv()  # "subscribed"
         ws.transport.pause_reading()
-        # Act
-        await run.wait_more_ticks(4000, timeout=30)
-        hub = run.asm.server.server.config.app.state.serve.hub.stats()
+        hub = run.asm.server.server.config.app.state.serve.hub
+        # Act: the slow client's own queue overflows (counted) while the pipeline runs on
+        await run.wait_for(
+            "the slow client's queue to overflow", lambda: hub.stats()["dropped"] > 0
+        )
+        await run.wait_more_ticks(1000, timeout=30)
+        stats = hub.stats()
     verdict = await run.finish()
-    # Assert: the slow client's own queue overflowed (counted), the pipeline never waited for it
-    assert hub["dropped"] > 0, hub
-    assert hub["bus_dropped"] == 0, hub  # the hub kept up with the bus: only that client lost
+    # Assert: only that client lost messages; the hub kept up with the bus; the store lost none
+    assert stats["bus_dropped"] == 0, stats
     no_loss(verdict)
     assert verdict.accounting["feed"]["dropped_batches"] == 0
 
