@@ -58,7 +58,11 @@ def replay(
     args: dict[str, Any] = {"store_url": store_url, "out_url": out_url, "kafka": kafka}
     args["topic"] = topic
     args["sources"] = frozenset(s.strip() for s in source.split(",")) if source else None
-    typer.echo(asyncio.run(_main(settings, names, span, pace, rid, fresh, args)))
+    try:
+        typer.echo(asyncio.run(_main(settings, names, span, pace, rid, fresh, args)))
+    except KeyboardInterrupt:
+        typer.echo(f"replay {rid} interrupted; run the same command to resume", err=True)
+        raise typer.Exit(130) from None
 
 
 def _parse(

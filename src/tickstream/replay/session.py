@@ -3,7 +3,8 @@
 :meth:`Replay.run` drives the whole thing and hands each batch of replayed ticks to a
 ``deliver`` coroutine (the pipeline's ``put``, a Kafka producer, a WebSocket). Only after
 ``deliver`` returns does the batch count as handed downstream: the per-instrument positions
-move, and every ``checkpoint_every`` ticks (and at the end) ``before_checkpoint`` is awaited
+move, and every ``checkpoint_every`` ticks or ``checkpoint_secs`` seconds (and at the end)
+``before_checkpoint`` is awaited
 (e.g. "the pipeline processed everything queued", "Kafka acknowledged every message") and the
 checkpoint file is replaced. A replay killed at any point and started again with the same id
 resumes strictly after its checkpoint.
@@ -78,6 +79,7 @@ class Replay:
         replay_id: str | None = None,
         checkpoint: Path | None = None,
         checkpoint_every: int = 50_000,
+        checkpoint_secs: float = 5.0,
         clock: Callable[[], float] | None = None,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     ) -> None:
@@ -85,6 +87,8 @@ class Replay:
         self.replay_id = replay_id
         self._cp_path = checkpoint
         self._cp_every = checkpoint_every
+        self._cp_secs = checkpoint_secs
+        self._cp_at = time.monotonic()
         self._clock = clock or time.monotonic
         self._sleep = sleep
         self._pacer = Pacer(spec.speed)
@@ -146,13 +150,18 @@ class Replay:
             else:
                 await deliver(part)
             self._mark(part)
-            if self._cp_path is not None and self._pending_n >= self._cp_every:
+            if self._checkpoint_due():
                 await self.checkpoint(before_checkpoint)
             if self._pacer.speed is None:
                 await asyncio.sleep(0)  # max speed: never sleep, but let the loop run
         self.done = True
         await self.checkpoint(before_checkpoint)
         return self.summary(time.monotonic() - t0)
+
+    def _checkpoint_due(self) -> bool:
+        if self._cp_path is None or not self._pending_n:
+            return False
+        return self._pending_n >= self._cp_every or time.monotonic() - self._cp_at >= self._cp_secs
 
     def summary(self, wall_secs: float = 0.0) -> ReplaySummary:
         return ReplaySummary(
@@ -167,6 +176,7 @@ class Replay:
         if before is not None:
             await before()
         self._fold_pending()
+        self._cp_at = time.monotonic()
         cp = Checkpoint(
             replay_id=self.replay_id or self._cp_path.stem,
             start_ns=self.spec.start_ns,
