@@ -244,8 +244,21 @@ async def pg_bench(
     try:
         return await _pg_measure(bench_dsn, ticks, quotes, n_target, repeat, runs)
     finally:
-        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        await _drop_database(admin, name)
         await admin.close()
+
+
+async def _drop_database(admin: asyncpg.Connection, name: str) -> None:
+    """DROP ... WITH (FORCE) is refused while an autovacuum worker (a superuser backend) is in
+    the database, which a fresh bulk load invites: wait for it a few times."""
+    for attempt in range(10):
+        try:
+            await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+            return
+        except asyncpg.InsufficientPrivilegeError:
+            if attempt == 9:
+                raise
+            await asyncio.sleep(1.0)
 
 
 async def _pg_measure(
