@@ -4,7 +4,7 @@ speed through a fresh pipeline, gives the same closed candles and the same indic
 second replay adds no rows.
 
 Both runs end with the engine's flush, so the last buckets are closed the same way in both. The
-enriched candles (with indicators) are taken from the bus, as the live run only stores plain ones.
+enriched candles (with indicators) are compared as published on the bus and as stored.
 """
 
 from __future__ import annotations

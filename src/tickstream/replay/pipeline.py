@@ -2,7 +2,8 @@
 
 Composition: :class:`~tickstream.replay.session.Replay` → :class:`PipelineRunner` (a fresh engine:
 normalize → dedup → sequence → state → candles → indicators) → in-memory bus → the same tick and
-candle sinks as ``tickstream run`` → ``out_store``.
+candle sinks as ``tickstream run`` (enriched candles, so stored history carries indicators) →
+``out_store``.
 
 Why a separate output store by default: candles are keyed by (instrument, interval, start) with no
 source, so replayed candles written into the live store would overwrite the live ones. Replayed
@@ -30,7 +31,13 @@ import msgspec
 from tickstream.bus.base import Bus
 from tickstream.bus.memory import MemoryBus
 from tickstream.model import Tick
-from tickstream.pipeline.engine import TOPIC_CANDLES, TOPIC_TICKS, EngineConfig, PipelineEngine
+from tickstream.pipeline.engine import (
+    TOPIC_CANDLES,
+    TOPIC_ENRICHED,
+    TOPIC_TICKS,
+    EngineConfig,
+    PipelineEngine,
+)
 from tickstream.pipeline_runner import PipelineRunner
 from tickstream.replay.checkpoint import tick_key
 from tickstream.replay.session import Replay, ReplaySummary
@@ -73,7 +80,7 @@ async def replay_through_pipeline(
         bus = MemoryBus()
         await bus.start()
     tick_sink = TickSink(bus, out_store, TOPIC_TICKS)
-    candle_sink = CandleSink(bus, out_store, TOPIC_CANDLES)
+    candle_sink = CandleSink(bus, out_store, _candle_topic(engine_config))
     engine = PipelineEngine(engine_config)
     offset = RecordedClockOffset()
     if replay.load():
@@ -189,6 +196,14 @@ async def _sink_caught_up(
         if time.monotonic() > deadline:
             raise TimeoutError(f"{sink.name} did not catch up within {timeout_s} s")
         await asyncio.sleep(0.02)
+
+
+def _candle_topic(config: EngineConfig | None) -> str:
+    """Enriched candles (with indicators), as ``tickstream run`` stores them, unless the engine
+    enriches only some intervals (then the plain candles, so no interval goes missing)."""
+    if config is not None and config.indicator_intervals is not None:
+        return TOPIC_CANDLES
+    return TOPIC_ENRICHED
 
 
 def _written(sink: TickSink | CandleSink) -> int:
