@@ -104,11 +104,9 @@ class BookPatterns:
         self.patterns = patterns
         far = np.full(n * patterns, 1 << 40, dtype=np.int64)  # no clipping at zero
         bp, bq, bo, ap, aq, ao = book_levels(rng, far, np.repeat(lot, patterns), levels)
-        shape = (n, patterns, levels)
-        self._bid_off = (far[:, None] - bp).reshape(shape)
-        self._ask_off = (ap - far[:, None]).reshape(shape)
-        self._bq, self._bo = bq.reshape(shape), bo.reshape(shape)
-        self._aq, self._ao = aq.reshape(shape), ao.reshape(shape)
+        # One row per (instrument, shape): bid offsets, ask offsets, bid qty/orders, ask
+        # qty/orders; a step gathers all six with one ``take`` (6 fancy gathers cost ~10x more).
+        self._table = np.stack([far[:, None] - bp, ap - far[:, None], bq, bo, aq, ao], axis=1)
 
     def books(self, idx: I64, ltp: I64, k: I64) -> Book:
         """Books for instruments ``idx`` at last prices ``ltp`` (ticks) with shapes ``k``.
@@ -116,16 +114,18 @@ class BookPatterns:
         Best bid <= ltp <= best ask and best bid < best ask; near zero the bid side is lifted so
         the best bid is one tick, and levels that would fall to zero or below are empty (0, 0, 0).
         """
-        bids = ltp[:, None] - self._bid_off[idx, k]
+        rows = self._table.take(idx * self.patterns + k, axis=0)  # (m, 6, levels)
+        bid_off, ask_off, bq, bo, aq, ao = rows.transpose(1, 0, 2).copy()
+        bids = ltp[:, None] - bid_off
         lift = np.maximum(1 - bids[:, 0], 0)
         bids = bids + lift[:, None]
-        asks = ltp[:, None] + self._ask_off[idx, k]
+        asks = ltp[:, None] + ask_off
         asks = asks + np.maximum(bids[:, 0] + 1 - asks[:, 0], 0)[:, None]
         keep = bids >= 1
         bids = np.where(keep, bids, 0)
-        bq = np.where(keep, self._bq[idx, k], 0)
-        bo = np.where(keep, self._bo[idx, k], 0)
-        return bids, bq, bo, asks, self._aq[idx, k], self._ao[idx, k]
+        bq = np.where(keep, bq, 0)
+        bo = np.where(keep, bo, 0)
+        return bids, bq, bo, asks, aq, ao
 
 
 def series_value(times: Sequence[int], values: Sequence[float], ts: int) -> float | None:
