@@ -100,7 +100,7 @@ class YFinanceHistory:
 
 def _download(symbol: str, interval: str, start_ns: int, end_ns: int) -> Any:
     try:
-        import yfinance  # type: ignore[import-untyped]  # optional extra, untyped
+        import yfinance  # optional extra; untyped (see the mypy override in pyproject)
     except ImportError:
         raise HistoryError(
             "yfinance is not installed: pip install 'tickstream[yfinance]'"
