@@ -337,3 +337,30 @@ async def test_ping_sent_when_idle(tmp_path: Path) -> None:
 
 async def test_enriched_topic_is_what_the_hub_reads(env: Env) -> None:
     assert env.state.hub.topics == (TOPIC_TICKS, TOPIC_ENRICHED)
+
+
+async def test_replay_ws_mounted_on_app_plays_stored_day_with_key(env: Env) -> None:
+    url = f"ws://127.0.0.1:{env.server.port}/ws/replay?date=2024-12-02&symbols=RELIANCE&speed=max"
+    ticks: list[dict[str, Any]] = []
+    async with connect(url, additional_headers={"X-API-Key": env.key}) as ws:
+        start = json.loads(await asyncio.wait_for(ws.recv(), RECV_TIMEOUT))
+        assert start["type"] == "start"
+        assert [i["symbol"] for i in start["instruments"]] == ["RELIANCE"]
+        while True:
+            msg = json.loads(await asyncio.wait_for(ws.recv(), RECV_TIMEOUT))
+            if msg["type"] == "ticks":
+                ticks.extend(msg["data"])
+            if msg["type"] == "end":
+                assert msg["emitted"] == len(ticks)
+                break
+    assert ticks, "the stored simulated seconds were replayed"
+    assert {t["source"] for t in ticks} == {"replay"}
+    assert {t["symbol"] for t in ticks} == {"RELIANCE"}
+
+
+async def test_replay_ws_without_key_refused(env: Env) -> None:
+    url = f"ws://127.0.0.1:{env.server.port}/ws/replay?date=2024-12-02&symbols=RELIANCE&speed=max"
+    with pytest.raises(InvalidStatus) as info:
+        async with connect(url):
+            pass
+    assert info.value.response.status_code == 403

@@ -133,6 +133,7 @@ def create_app(
     app.include_router(router)
     app.include_router(v1)
     _ws_route(app, WsEndpoint(state.hub, state.auth, frozenset(origins)))
+    _mount_replay(app, ctx, state, frozenset(origins))
     _static_routes(app, vendor_script(web_dir))
     app.add_exception_handler(StoreUnavailableError, _store_unavailable)
     return app
@@ -142,6 +143,30 @@ def _ws_route(app: FastAPI, endpoint: WsEndpoint) -> None:
     @app.websocket("/ws")
     async def ws(websocket: WebSocket) -> None:
         await endpoint(websocket)
+
+
+def _mount_replay(
+    app: FastAPI, ctx: ServeContext, state: ServeState, origins: frozenset[str]
+) -> None:
+    """``/ws/replay``: one client plays a stored day; same Origin and key checks as ``/ws``."""
+    store = ctx.store
+    if store is None:
+        return
+    from tickstream.replay_ws import replay_router
+    from tickstream.serve.security import AuthError, Scope
+    from tickstream.serve.ws import _origin_allowed, _presented_key
+
+    async def authorize(ws: WebSocket) -> bool:
+        if not _origin_allowed(ws, origins):
+            return False
+        key, _ = _presented_key(ws)
+        try:
+            state.auth.authenticate(key, Scope.READ, ws.client.host if ws.client else "?")
+        except AuthError:
+            return False
+        return True
+
+    app.include_router(replay_router(lambda: store, authorize=authorize, universe=ctx.instruments))
 
 
 def _static_routes(app: FastAPI, vendor: Path | None) -> None:
