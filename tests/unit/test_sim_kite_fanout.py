@@ -15,7 +15,7 @@ from websockets.asyncio.client import ClientConnection, connect
 
 from tickstream.calendar import NS, ist_ns
 from tickstream.feeds.kite import wire
-from tickstream.model import Mode
+from tickstream.model import Instrument, Mode
 from tickstream.sim.clock import SimClock
 from tickstream.sim.faults import FaultPlan
 from tickstream.sim.server import SimConfig, SimServer
@@ -83,3 +83,26 @@ async def test_kite_fanout_full_fast_path_and_mixed_modes_send_encode_packet_fra
     assert [(e.mode, e.tick) for e in full_emitted] == [
         ("full", by_itok[i]) for i in by_itok if i in set(equities)
     ]
+
+
+async def test_kite_fanout_client_on_every_instrument_gets_every_packet_in_step_order() -> None:
+    insts = [
+        Instrument(exchange="NSE", token=500 + k, symbol=f"S{k}", instrument_type="EQ",
+                   tick_size=0.05, lot_size=1)
+        for k in range(40)
+    ]  # fmt: skip
+    clock = SimClock("fixed", start_ns=START, monotonic_ns=lambda: 0)
+    config = SimConfig(
+        instruments=insts, reference_prices={i.key: 250.0 for i in insts}, seed=2,
+        autostep=False, clock=clock, heartbeat_s=5.0, emission_memory=1000,
+        faults=FaultPlan(burst_factor=1000.0, burst_seconds=3600.0),
+    )  # fmt: skip
+    async with SimServer(config) as sim, connect(_url(sim)) as ws:
+        await _subscribed(ws, {Mode.FULL: [wire.instrument_token("NSE", i.token) for i in insts]})
+        ticks = sim.step_once(START + 10 * NS)
+        frame = await _frame(ws)
+        emitted = list(sim.emissions)[-len(ticks) :]
+
+    assert len(ticks) == len(insts)
+    assert frame == wire.encode_frame([wire.encode_packet(t, Mode.FULL) for t in ticks])
+    assert [(e.mode, e.tick) for e in emitted] == [("full", t) for t in ticks]

@@ -27,9 +27,11 @@ import logging
 import struct
 from collections.abc import Callable, Iterable, Sequence
 from http import HTTPStatus
+from itertools import repeat
 from urllib.parse import parse_qs, urlsplit
 
 import msgspec
+import numpy as np
 from websockets.asyncio.server import ServerConnection
 from websockets.http11 import Request, Response
 
@@ -73,24 +75,32 @@ class KiteConnection(SimConnection):
         if picked:
             self.send_ticks(picked, encode)
 
-    def publish_full(self, ticks: Sequence[tuple[int, Tick]], full: Sequence[bytes | None]) -> bool:
-        """:meth:`publish` when every subscribed tick of the step goes out in FULL mode and has its
-        batch-encoded packet in ``full`` and no packet fault is planned (False: nothing done)."""
+    def publish_full(
+        self, itoks: Sequence[int], ticks: Sequence[Tick], full: Sequence[bytes | None]
+    ) -> bool:
+        """:meth:`publish` for a step whose ticks (instrument tokens ``itoks``) all have their
+        FULL packet in ``full``, to a client subscribed in FULL mode only, with no packet fault
+        planned; False (nothing done) otherwise. Whole-list operations, no per-tick Python."""
         plan = self.plan()
         if plan.duplicate_every or plan.unknown_every or plan.truncate_every:
             return False
         subs = self.subscriptions
-        rows = [(tick, packet, mode) for (itok, tick), packet in zip(ticks, full, strict=True)
-                if (mode := subs.get(itok)) is not None]  # fmt: skip
-        if not rows:
+        if list(subs.values()).count(Mode.FULL) != len(subs):
+            return False
+        if subs.keys() >= set(itoks):  # subscribed to every instrument that ticked
+            picked, packets = ticks, full
+        else:
+            sel = [j for j, itok in enumerate(itoks) if itok in subs]
+            picked, packets = [ticks[j] for j in sel], [full[j] for j in sel]
+        if not picked:
             return True
-        if any(mode is not Mode.FULL or packet is None for _, packet, mode in rows):
+        if None in packets:
             return False
         # The frame encode_frame makes: count, then length prefix and packet for each.
-        parts = [_FULL_PREFIX] * (2 * len(rows) + 1)
-        parts[0] = _COUNT.pack(len(rows))
-        parts[2::2] = [packet for _, packet, _ in rows if packet is not None]
-        sent = tuple((tick, "full") for tick, _, _ in rows) if self.recording else ()
+        parts = [_FULL_PREFIX] * (2 * len(picked) + 1)
+        parts[0] = _COUNT.pack(len(picked))
+        parts[2::2] = packets  # type: ignore[assignment]  # no None: checked above
+        sent = tuple(zip(picked, repeat("full"))) if self.recording else ()
         self.offer(Outgoing(b"".join(parts), True, sent))
         return True
 
@@ -150,6 +160,7 @@ class KiteWsServer:
             (i.exchange, i.token): wire.instrument_token(i.exchange, i.token)
             for i in market.instruments
         }
+        self._itok_at = np.array(list(self._itok.values()), dtype=np.int64)  # by position
 
     # ------------------------------------------------------------------------------ handshake
     def process_request(self, ws: ServerConnection, request: Request) -> Response | None:
@@ -231,9 +242,15 @@ class KiteWsServer:
         """Fan one market step out to every connection (one frame each, packets encoded once)."""
         if not self.connections or not ticks:
             return
-        keyed = [(self._itok[(t.exchange, t.token)], t) for t in ticks]
-        cache: dict[tuple[int, Mode], bytes] = {}
         full = self.market.kite_full_packets(ticks)  # one numpy pass for the equity ticks
+        pos = self.market.last_step_positions(ticks)
+        itoks: list[int] = (
+            [self._itok[(t.exchange, t.token)] for t in ticks]
+            if pos is None
+            else self._itok_at[pos].tolist()
+        )
+        keyed: list[tuple[int, Tick]] | None = None
+        cache: dict[tuple[int, Mode], bytes] = {}
         by_id = {} if full is None else dict(zip(map(id, ticks), full, strict=True))
 
         def encode(tick: Tick, mode: Mode) -> bytes:
@@ -248,8 +265,11 @@ class KiteWsServer:
             return packet
 
         for conn in list(self.connections.values()):
-            if full is None or not conn.publish_full(keyed, full):
-                conn.publish(keyed, encode)
+            if full is not None and conn.publish_full(itoks, ticks, full):
+                continue
+            if keyed is None:
+                keyed = list(zip(itoks, ticks, strict=True))
+            conn.publish(keyed, encode)
 
 
 def _first(query: dict[str, list[str]], name: str) -> str | None:

@@ -265,6 +265,11 @@ class Market:
         self._last_step = (ticks, traded, now_ns)
         return ticks
 
+    def last_step_positions(self, ticks: Sequence[Tick]) -> I64 | None:
+        """Universe positions of ``ticks`` if they are the last ``step``'s list (else None)."""
+        last = self._last_step
+        return last[1] if last is not None and ticks is last[0] else None
+
     def kite_full_packets(self, ticks: Sequence[Tick]) -> list[bytes | None] | None:
         """Kite FULL packets of ``ticks`` if they are the last ``step``'s list (else None).
 
