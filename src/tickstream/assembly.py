@@ -93,25 +93,27 @@ def engine_config(settings: Settings) -> EngineConfig:
 
 
 def build_bus(settings: Settings) -> Bus:
-    """Redis when REDIS_URL is set, else the in-memory bus (Kafka carries raw_ticks only)."""
-    url = settings.secret("redis_url")
-    if url:
-        module = importlib.import_module("tickstream.bus.redis_bus")
-        bus: Bus = module.RedisBus(url)
-        return bus
+    """The process's bus: in-memory, plus a best-effort copy to Redis when REDIS_URL is set.
+
+    Sinks, the backfill ring and the API always read the in-memory bus, so a Redis restart never
+    loses a tick for this process; Redis carries pub/sub and the per-symbol streams for outside
+    consumers (see :mod:`tickstream.bus.tee`).
+    """
     from tickstream.bus.memory import MemoryBus
 
-    return MemoryBus()
+    url = settings.secret("redis_url")
+    if not url:
+        return MemoryBus()
+    from tickstream.bus.tee import TeeBus
+
+    module = importlib.import_module("tickstream.bus.redis_bus")
+    return TeeBus(MemoryBus(), module.RedisBus(url))
 
 
 def build_ring(settings: Settings) -> RingBuffer:
-    url = settings.secret("redis_url")
-    if url:
-        from redis.asyncio import Redis
-
-        from tickstream.storage.ringbuffer import RedisRingBuffer
-
-        return RedisRingBuffer(Redis.from_url(url), size=settings.ring_buffer_ticks)
+    """The backfill ring of ``run``: in-process, like the API that reads it. A cache must never
+    stall the pipeline, and a Redis outage would (its sink never drops). The scaled mode keeps
+    its ring in Redis (``backfill:{exchange}:{token}``)."""
     return MemoryRingBuffer(settings.ring_buffer_ticks)
 
 

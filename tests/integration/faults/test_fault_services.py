@@ -42,21 +42,13 @@ def pg_dsn(database_url: str) -> Iterator[str]:
     drop_temp_database(database_url, dsn)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="DEFECT (reported): in `tickstream run` the store sinks read the ticks from Redis "
-    "pub/sub, which is live-only; while Redis is down the pipeline's publish fails and the "
-    "accepted batch is dropped ('pipeline failed on an event'), so the checker finds missing "
-    "ticks and the 'published' invariant fails. Fix: feed the durable sinks from an in-process "
-    "bus (Redis only for fan-out), or retry the publish with back-pressure.",
-)
 @pytest.mark.filterwarnings(  # the redis client leaks a connection across the kill (reported)
     "ignore::ResourceWarning", "ignore::pytest.PytestUnraisableExceptionWarning"
 )
 def test_fault_redis_killed_and_restarted_no_tick_lost(
     fault_kit: Any, no_loss: Callable[..., None], redis_url: str, tmp_path: Path
 ) -> None:
-    # Arrange: Redis carries the bus (ticks to the store) and the backfill ring
+    # Arrange: Redis carries the live fan-out; the durable path stays in-process (TeeBus)
     async def scenario() -> Any:
         run = await fault_kit.start_run(fault_kit.fault_settings(tmp_path, redis_url=redis_url))
         try:
