@@ -197,7 +197,11 @@ class ShardConnection:
         if isinstance(message, str):
             self._on_text(message, now)
             return
-        stamp = exchange_now if feed.config.stamp_packets_on_exchange_clock else now
+        # Packets without an exchange timestamp get the exchange clock at the wire's resolution
+        # (whole seconds, as Kite stamps full packets), so arrival and exchange order agree.
+        stamp = now
+        if feed.config.stamp_packets_on_exchange_clock:
+            stamp = exchange_now - exchange_now % 1_000_000_000
         result = feed.adapter.decode(message, now, stamp)
         feed.frames += 1
         feed.packets += result.packets
