@@ -46,6 +46,10 @@ test-integration: $(VENV)/.installed-dev ## Integration tests against the real s
 	bash scripts/services.sh start
 	$(BIN)/pytest tests/integration $(PYTEST_ARGS)
 
+test-faults: $(VENV)/.installed-dev ## The fault suite only (each scenario asserts the checker's verdict)
+	bash scripts/services.sh start
+	$(BIN)/pytest -m faults $(PYTEST_ARGS)
+
 bench: $(VENV)/.installed-dev ## Run every benchmark and print one table (JSON under .bench/)
 	bash scripts/services.sh start
 	$(BIN)/python bench/run_all.py
