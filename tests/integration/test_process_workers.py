@@ -198,7 +198,9 @@ def test_ingest_cli_sim_source_publishes_enveloped_ticks(kafka_bootstrap: str) -
     topic = f"test_ingest_{uuid.uuid4().hex[:8]}"
     args = ["ingest", "--kafka", kafka_bootstrap, "--topic", topic, "--max-ticks", "300"]
 
-    result = CliRunner().invoke(app, [*args, "--speed", "30", "--partitions", "2"])
+    result = CliRunner().invoke(
+        app, [*args, "--source", "sim", "--speed", "30", "--partitions", "2"]
+    )
 
     assert result.exit_code == 0, result.output
     assert f"ingested 300 ticks into {topic}" in result.output
@@ -261,3 +263,43 @@ async def test_process_graceful_rebalance_moves_state_without_repeating_outputs(
     assert second.replayed > 0
     assert second.processed == 0
     assert first.processed == len(ticks)
+
+
+def test_ingest_cli_feed_source_real_client_over_sim_wire_with_heartbeat(
+    kafka_bootstrap: str, tmp_path: Path
+) -> None:
+    """Default source: the real Kite client against the simulator's Kite server, into Kafka."""
+    from typer.testing import CliRunner
+
+    from tickstream.cli import app
+
+    topic = f"test_ingest_feed_{uuid.uuid4().hex[:8]}"
+    hb = tmp_path / "ingest.health"
+    args = [
+        "ingest",
+        "--kafka",
+        kafka_bootstrap,
+        "--topic",
+        topic,
+        "--max-ticks",
+        "200",
+        "--partitions",
+        "1",
+        "--heartbeat-file",
+        str(hb),
+    ]
+
+    result = CliRunner().invoke(app, args)
+
+    assert result.exit_code == 0, result.output
+    assert f"ingested 200 ticks into {topic}" in result.output
+    assert not hb.exists()  # removed on a clean stop
+    consumer = Consumer({"bootstrap.servers": kafka_bootstrap, "group.id": topic})
+    low, high = consumer.get_watermark_offsets(TopicPartition(topic, 0), timeout=10)
+    consumer.assign([TopicPartition(topic, 0, 0)])
+    msg = consumer.poll(10)
+    consumer.close()
+    assert high - low == 200
+    assert msg is not None
+    _header, tick = decode_envelope(msg.value() or b"", Tick)
+    assert tick.source == "kite" and tick.ltp is not None and tick.ltp > 0

@@ -17,7 +17,7 @@ def test_ingest_cli_unknown_source_exits_2_naming_available_sources() -> None:
     result = CliRunner().invoke(app, ["ingest", "--source", "kite-live"])
 
     assert result.exit_code == 2
-    assert "unknown source 'kite-live'; available: sim" in result.output
+    assert "unknown source 'kite-live'; expected feed or sim" in result.output
 
 
 def test_process_cli_help_lists_group_and_topics() -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 
 import typer
@@ -50,6 +51,9 @@ def process(
     database: str = typer.Option("", help="Store URL (default: $DATABASE_URL; none: no store)."),
     batch: int = typer.Option(2000, help="Records per batch (one commit per batch)."),
     session_timeout_ms: int = typer.Option(10_000, help="Group session timeout."),
+    heartbeat_file: Path | None = typer.Option(
+        None, help="Write a heartbeat file for `tickstream healthcheck --heartbeat-file`."
+    ),
 ) -> None:
     import asyncio
 
@@ -72,12 +76,18 @@ def process(
             redis or os.environ.get("REDIS_URL", ""),
             database or os.environ.get("DATABASE_URL", ""),
             worker_kwargs,
+            heartbeat_file,
         )
     )
 
 
 async def _serve(
-    bootstrap: str, factory: Any, redis_url: str, db_url: str, worker_kwargs: dict[str, Any]
+    bootstrap: str,
+    factory: Any,
+    redis_url: str,
+    db_url: str,
+    worker_kwargs: dict[str, Any],
+    heartbeat_file: Path | None = None,
 ) -> None:
     """Run one worker until SIGINT/SIGTERM, with the fan-out and store it was given."""
     import asyncio
@@ -101,9 +111,16 @@ async def _serve(
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
+    from tickstream.heartbeat import HeartbeatFile
+
+    hb = HeartbeatFile(heartbeat_file, "process") if heartbeat_file else None
+    if hb is not None:
+        await hb.start()
     try:
         await worker.run(stop)
     finally:
+        if hb is not None:
+            await hb.stop()
         if fanout is not None:
             await fanout.close()
         if store is not None:
