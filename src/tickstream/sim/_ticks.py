@@ -23,6 +23,7 @@ __all__ = [
     "build_step_ticks",
     "build_ticks",
     "kite_full_columns",
+    "kite_full_packets",
     "kite_tokens",
     "packer_columns",
 ]
@@ -252,3 +253,19 @@ def kite_full_columns(c: Columns, idx: I64, ts: int, itok: I64, div: npt.NDArray
     cols.update(bid_price=bp / sc[:, None], bid_qty=bq, bid_orders=bo,
                 ask_price=ap / sc[:, None], ask_qty=aq, ask_orders=ao)  # fmt: skip
     return cols
+
+
+def kite_full_packets(
+    c: Columns, idx: I64, ts: int, itok: I64, div: npt.NDArray[np.float64]
+) -> list[bytes | None]:
+    """Kite FULL packets of the ticks ``build_step_ticks`` makes for ``idx`` at ``ts``, from one
+    ``encode_full_batch`` pass; None where ``encode_packet`` must do it (``itok`` -1: index
+    ticks; values beyond the wire's range)."""
+    out: list[bytes | None] = [None] * idx.size
+    rows = np.flatnonzero(itok[idx] >= 0)
+    if rows.size == 0:
+        return out
+    packets = kite_wire.encode_full_batch(kite_full_columns(c, idx[rows], ts, itok, div))
+    for j, packet in zip(rows.tolist(), packets, strict=True):
+        out[j] = packet
+    return out

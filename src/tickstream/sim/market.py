@@ -33,7 +33,6 @@ from typing import Any, Final
 import numpy as np
 
 from tickstream.calendar import NS, ist_date, ist_ns, session_for
-from tickstream.feeds.kite import wire as kite_wire
 from tickstream.model import Depth, DepthLevel, Instrument, Tick
 from tickstream.sim._book import (
     F64,
@@ -48,7 +47,7 @@ from tickstream.sim._tickpack import TickPacker
 from tickstream.sim._ticks import (
     Columns,
     build_step_ticks,
-    kite_full_columns,
+    kite_full_packets,
     kite_tokens,
 )
 
@@ -279,19 +278,8 @@ class Market:
         last = self._last_step
         if last is None or ticks is not last[0]:
             return None
-        _, idx, now_ns = last
-        eligible = self._kite_itok[idx] >= 0
-        out: list[bytes | None] = [None] * idx.size
-        if not eligible.any():
-            return out
-        rows = np.flatnonzero(eligible)
         cols = Columns(**self._columns())
-        packets = kite_wire.encode_full_batch(
-            kite_full_columns(cols, idx[rows], now_ns, self._kite_itok, self._kite_div)
-        )
-        for j, packet in zip(rows.tolist(), packets, strict=True):
-            out[j] = packet
-        return out
+        return kite_full_packets(cols, last[1], last[2], self._kite_itok, self._kite_div)
 
     def _walk(self, now_ns: int, dt_s: float) -> None:
         shock = self._rng.normal(0.0, 1.0, len(self.instruments)) * (self._sigma * math.sqrt(dt_s))
