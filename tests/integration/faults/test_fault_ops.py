@@ -20,6 +20,9 @@ import pytest
 
 from tickstream.calendar import ist_date
 
+# The whole fault suite runs under TZ=UTC and TZ=Asia/Kolkata: verdicts must not depend on it.
+pytestmark = pytest.mark.usefixtures("tz")
+
 
 async def _health(run: Any) -> tuple[int, dict[str, Any]]:
     url = f"http://127.0.0.1:{run.asm.server.port}/health"

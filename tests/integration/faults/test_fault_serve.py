@@ -9,9 +9,13 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
 from websockets.asyncio.client import connect
 
 from tickstream.serve.security import KeyStore, Scope
+
+# The whole fault suite runs under TZ=UTC and TZ=Asia/Kolkata: verdicts must not depend on it.
+pytestmark = pytest.mark.usefixtures("tz")
 
 
 def _read_key(path: Path) -> str:

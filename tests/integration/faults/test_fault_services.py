@@ -23,6 +23,9 @@ import pytest
 
 from conformance.store_suite import create_temp_database, drop_temp_database
 
+# The whole fault suite runs under TZ=UTC and TZ=Asia/Kolkata: verdicts must not depend on it.
+pytestmark = pytest.mark.usefixtures("tz")
+
 REPO = Path(__file__).resolve().parents[3]
 
 

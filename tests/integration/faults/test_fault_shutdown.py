@@ -12,6 +12,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+import pytest
 from typer.testing import CliRunner
 
 from tickstream.accounting import accounting, violations
@@ -20,6 +21,9 @@ from tickstream.cli import app
 from tickstream.commands.check import load_stored
 from tickstream.model import Interval
 from tickstream.storage.duckdb_store import DuckDBStore
+
+# The whole fault suite runs under TZ=UTC and TZ=Asia/Kolkata: verdicts must not depend on it.
+pytestmark = pytest.mark.usefixtures("tz")
 
 SHUTDOWN_BOUND_S = 20.0  # the runtime's own bound is 15 s
 _ACCOUNTING = re.compile(
