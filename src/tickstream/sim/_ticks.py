@@ -180,7 +180,7 @@ def build_step_ticks(
     if not equity.any():
         return build_ticks(instruments, c, idx, ts, [None] * idx.size)
     rows = idx[equity]
-    made = packer.build(rows, c.is_opt[rows], packer_columns(c, rows, ts))
+    made = packer.build(rows, packer_columns(c, rows, ts))
     if rows.size == idx.size:
         return made
     others = idx[~equity]
