@@ -450,9 +450,9 @@ async def _drop_database(dsn: str, name: str) -> None:
 
 def timings(quick: bool) -> dict[str, Any]:
     if quick:
-        return {"warm": 0.5, "measure": 1.0, "ramp": (5_000, 10_000, 20_000), "ramp_s": 1.5,
+        return {"warm": 0.5, "measure": 1.0, "ramp": (2_500, 5_000, 10_000), "ramp_s": 1.5,
                 "hold": 0.0, "memory": 4.0}  # fmt: skip
-    return {"warm": 1.5, "measure": 5.0, "ramp": (5_000, 7_500, 10_000, 15_000, 20_000, 30_000),
+    return {"warm": 1.5, "measure": 5.0, "ramp": (2_500, 5_000, 7_500, 10_000, 15_000, 20_000),
             "ramp_s": 3.0, "hold": 60.0, "memory": 10.0}  # fmt: skip
 
 
@@ -476,7 +476,7 @@ async def latency_rows(
         m = match(out, rec, phase["t0"] + int(warm * 1e9), phase["t1"])
         rows.append(_latency_row(stack, phase, m, out["sim_dropped"]))
     for phase in ramped:  # the leading steps that kept up
-        if not _keeps_up(phase, match(out, rec, phase["t0"], phase["t1"])):
+        if not _keeps_up(phase, match(out, rec, phase["t0"], phase["t1"]), tolerance=0.05):
             break
         ok.append(phase["rate"])
     return rows, ok
@@ -506,9 +506,11 @@ def _cpu_per_tick(phase: dict[str, Any]) -> float | None:
     return round(phase["cpu_s"] * 1e6 / phase["ticks"], 1) if phase["ticks"] else None
 
 
-def _keeps_up(phase: dict[str, Any], m: dict[str, Any]) -> bool:
+def _keeps_up(phase: dict[str, Any], m: dict[str, Any], tolerance: float = 0.01) -> bool:
+    """Achieved >= 90 % of the rate, >= 97 % delivered, backlog slope < ``tolerance`` x rate/s
+    (a short ramp step needs a looser slope than the long hold: its few samples are noisy)."""
     achieved = m["sent"] / m["seconds"]
-    flat = growth(phase["samples"]) < 0.01 * phase["rate"]
+    flat = growth(phase["samples"]) < tolerance * phase["rate"]
     return achieved >= 0.9 * phase["rate"] and flat and m["lat"].size >= 0.97 * m["sent"]
 
 
