@@ -111,7 +111,8 @@ class MemorySubscription:
         n = min(max_items - 1, len(items))
         if n <= 0:
             return [first]
-        out = [first, *(items.popleft() for _ in range(n))]
+        out = [first]
+        out += [items.popleft() for _ in range(n)]
         self.delivered += n
         if not items:
             self._readable.clear()
