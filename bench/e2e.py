@@ -191,7 +191,7 @@ async def build(cfg: dict[str, Any], stamps: Stamps) -> Any:
     asm.sim.faults.set(burst_factor=1e-12, burst_seconds=1e6)  # quiet until "go"
     checkpoints["built (simulator market included)"] = rss_mb()[0]
     await asm.runtime.start()
-    await asyncio.sleep(1.0)
+    await asyncio.sleep(0.5)
     checkpoints["started, feed subscribed"] = rss_mb()[0]
     return asm, key, checkpoints
 
@@ -250,7 +250,7 @@ async def _run_phases(asm: Any, cfg: dict[str, Any], stamps: Stamps) -> dict[str
     if prof is not None:
         prof.disable()
         prof.dump_stats(OUT_DIR / "e2e.prof")
-    await _drain(asm, 5.0)
+    await _drain(asm, cfg.get("drain_s", 5.0))
     stamps.on = False
     dropped = sum(c.dropped for c in asm.sim.connections())
     ring = getattr(asm.ring, "_buffers", {})
@@ -265,7 +265,7 @@ async def _drain(asm: Any, limit_s: float) -> None:
         if backlog(asm) == 0:
             break
         await asyncio.sleep(0.25)
-    await asyncio.sleep(1.0)
+    await asyncio.sleep(0.5)
 
 
 def _profiler(cfg: dict[str, Any]) -> Any:
@@ -348,7 +348,7 @@ async def run_child(cfg: dict[str, Any], clients: bool = True) -> tuple[dict[str
         deflate = bool(cfg.get("deflate"))
         tasks = [asyncio.create_task(client(hello["port"], hello["key"], c, rec, stop, deflate))
                  for c in chunks]  # fmt: skip
-        await asyncio.sleep(1.0)  # subscribed
+        await asyncio.sleep(0.5)  # subscribed
     proc.stdin.write(b"go\n")
     await proc.stdin.drain()
     line = await proc.stdout.readline()
@@ -450,10 +450,11 @@ async def _drop_database(dsn: str, name: str) -> None:
 
 def timings(quick: bool) -> dict[str, Any]:
     if quick:
-        return {"warm": 0.5, "measure": 1.0, "ramp": (2_500, 5_000, 10_000), "ramp_s": 1.5,
-                "hold": 0.0, "memory": 4.0}  # fmt: skip
+        return {"warm": 0.5, "measure": 1.0, "ramp": (2_500, 5_000, 10_000), "ramp_s": 1.0,
+                "hold": 0.0, "memory": 3.0, "drain": 2.0, "service_levels": 2}  # fmt: skip
     return {"warm": 1.5, "measure": 5.0, "ramp": (2_500, 5_000, 7_500, 10_000, 15_000, 20_000),
-            "ramp_s": 3.0, "hold": 60.0, "memory": 10.0}  # fmt: skip
+            "ramp_s": 3.0, "hold": 60.0, "memory": 10.0, "drain": 5.0,
+            "service_levels": 3}  # fmt: skip
 
 
 async def latency_rows(
@@ -468,7 +469,7 @@ async def latency_rows(
         phases = [(r, warm + t["measure"]) for r in levels[:-1]]
         phases += [(r, t["ramp_s"]) for r in ramp] + [(levels[-1], warm + t["measure"])]
         cfg = {"n": 1000, "step_ms": STEP_MS, "data_dir": tmp, "services": services,
-               "phases": phases, "profile": args.profile}  # fmt: skip
+               "phases": phases, "profile": args.profile, "drain_s": t["drain"]}  # fmt: skip
         out, rec = await run_child(cfg)
     ramped = out["phases"][len(levels) - 1 : len(levels) - 1 + len(ramp)]
     rows, ok = [], []
@@ -543,7 +544,7 @@ async def sustained_row(args: argparse.Namespace, ok: list[int]) -> Result:
 async def memory_row(args: argparse.Namespace) -> Result:
     seconds = timings(args.quick)["memory"]
     with tempfile.TemporaryDirectory(prefix="e2e-") as tmp:
-        cfg = {"n": 9000, "step_ms": 1000.0, "speed": 60.0, "data_dir": tmp,
+        cfg = {"n": 9000, "step_ms": 1000.0, "speed": 60.0, "data_dir": tmp, "drain_s": 0.0,
                "phases": [(9000 * 0.95, seconds)]}  # fmt: skip
         out, _ = await run_child(cfg, clients=False)
     samples = out["phases"][0]["samples"]
@@ -611,7 +612,7 @@ async def parent_main(args: argparse.Namespace) -> list[Result]:
     if services is None:
         rows.append(Result("e2e redis+postgres", 0, None, "", notes="no .services/env: skipped"))
     else:
-        rows += await services_rows(args, services, levels)
+        rows += await services_rows(args, services, levels[: timings(args.quick)["service_levels"]])
     rows.append(await sustained_row(args, ok))
     rows.append(await memory_row(args))
     return rows
