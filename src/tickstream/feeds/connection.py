@@ -197,11 +197,7 @@ class ShardConnection:
         if isinstance(message, str):
             self._on_text(message, now)
             return
-        # Packets without an exchange timestamp get the exchange clock at the wire's resolution
-        # (whole seconds, as Kite stamps full packets), so arrival and exchange order agree.
-        stamp = now
-        if feed.config.stamp_packets_on_exchange_clock:
-            stamp = exchange_now - exchange_now % 1_000_000_000
+        stamp = exchange_now if feed.config.stamp_packets_on_exchange_clock else now
         result = feed.adapter.decode(message, now, stamp)
         feed.frames += 1
         feed.packets += result.packets

@@ -57,12 +57,9 @@ def build_feed(
 
 
 def _sim_feed(sim: SimServer, config: FeedConfig, broker: str) -> Feed:
-    # The simulator's exchange clock replays a session off-hours: gap events, and packets that
-    # carry no exchange timestamp (quote snapshots), are stamped on it so that they compare with
-    # the other ticks' ts_exchange instead of being quarantined as "from the future".
-    config = dataclasses.replace(
-        config, exchange_clock_ns=sim.clock.now_ns, stamp_packets_on_exchange_clock=True
-    )
+    # The simulator's exchange clock replays a session off-hours: gap events are stamped on it so
+    # that they compare with the ticks' ts_exchange (packets keep their receive-time default).
+    config = dataclasses.replace(config, exchange_clock_ns=sim.clock.now_ns)
     creds = sim.credentials
     heartbeat = sim.config.heartbeat_s
     if broker == "kite":
