@@ -453,8 +453,8 @@ def timings(quick: bool) -> dict[str, Any]:
     if quick:
         return {"warm": 0.5, "measure": 1.0, "ramp": (2_500, 5_000, 10_000), "ramp_s": 1.0,
                 "hold": 0.0, "memory": 3.0, "drain": 2.0, "service_levels": 2}  # fmt: skip
-    return {"warm": 1.5, "measure": 5.0, "ramp": (2_500, 5_000, 7_500, 10_000, 15_000, 20_000),
-            "ramp_s": 3.0, "hold": 60.0, "memory": 10.0, "drain": 5.0,
+    return {"warm": 1.5, "measure": 4.0, "ramp": (2_500, 5_000, 7_500, 10_000, 15_000, 20_000),
+            "ramp_s": 2.5, "hold": 60.0, "memory": 8.0, "drain": 4.0,
             "service_levels": 3}  # fmt: skip
 
 
