@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import msgspec
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -32,11 +33,14 @@ async def test_memory_ring_unknown_instrument_is_empty() -> None:
     assert await ring.recent("NSE", 1) == []
 
 
-async def test_memory_ring_hands_back_the_same_objects() -> None:
+async def test_memory_ring_keeps_ticks_encoded_and_returns_equal_values() -> None:
     ring = MemoryRingBuffer()
     t = make_tick(0)
     await ring.push([t])
-    assert (await ring.recent("NSE", 2885))[0] is t
+    (back,) = await ring.recent("NSE", 2885)
+    assert back == t and back is not t
+    stored = ring._buffers[("NSE", 2885)][0]
+    assert isinstance(stored, bytes) and len(stored) == len(msgspec.msgpack.encode(t))
     assert isinstance(ring, RingBuffer)
 
 

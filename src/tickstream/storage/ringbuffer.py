@@ -50,29 +50,35 @@ def _check_size(size: int) -> int:
 
 
 class MemoryRingBuffer:
-    """In-process ring buffer for the embedded mode."""
+    """In-process ring buffer for the embedded mode.
+
+    Ticks are kept msgpack-encoded (~0.6 KB for a full-depth tick instead of ~2.1 KB as objects)
+    and decoded only when a client asks for a backfill, which is rare next to pushes.
+    """
 
     name = "memory"
 
     def __init__(self, size: int = 1000) -> None:
         self.size = _check_size(size)
-        self._buffers: dict[tuple[str, int], deque[Tick]] = {}
+        self._buffers: dict[tuple[str, int], deque[bytes]] = {}
+        self._encode = msgspec.msgpack.Encoder().encode
+        self._decode = msgspec.msgpack.Decoder(Tick).decode
 
     async def push(self, ticks: Sequence[Tick]) -> int:
+        buffers, encode = self._buffers, self._encode
         for t in ticks:
-            buf = self._buffers.get((t.exchange, t.token))
+            buf = buffers.get((t.exchange, t.token))
             if buf is None:
-                buf = self._buffers[(t.exchange, t.token)] = deque(maxlen=self.size)
-            buf.append(t)
+                buf = buffers[(t.exchange, t.token)] = deque(maxlen=self.size)
+            buf.append(encode(t))
         return len(ticks)
 
     async def recent(self, exchange: str, token: int, n: int | None = None) -> list[Tick]:
         buf = self._buffers.get((exchange, token))
-        if not buf:
+        if not buf or (n is not None and n <= 0):
             return []
-        if n is None:
-            return list(buf)
-        return list(buf)[-n:] if n > 0 else []
+        items = list(buf) if n is None else list(buf)[-n:]
+        return [self._decode(b) for b in items]
 
     async def close(self) -> None:
         self._buffers.clear()
