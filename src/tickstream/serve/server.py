@@ -27,6 +27,7 @@ class HttpServer:
             host=host,
             port=port,
             ws="websockets-sansio",
+            ws_per_message_deflate=False,  # compressing every batch costs the loop ~7% at 10k/s
             ws_max_size=WS_MAX_FRAME_BYTES,
             ws_ping_interval=20.0,
             ws_ping_timeout=20.0,
