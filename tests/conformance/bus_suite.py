@@ -72,7 +72,9 @@ async def drain(sub: Subscription, n: int) -> list[Any]:
 class BusConformance:
     """Behaviour every Bus backend must have."""
 
-    async def test_bus_publish_then_subscriber_receives_equal_ticks_in_order(self, bus: Bus) -> None:
+    async def test_bus_publish_then_subscriber_receives_equal_ticks_in_order(
+        self, bus: Bus
+    ) -> None:
         topic = topic_name()
         sub = await bus.subscribe(topic, type_=Tick)
         ticks = [make_tick(i) for i in range(50)]
