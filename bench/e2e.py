@@ -198,6 +198,10 @@ async def build(cfg: dict[str, Any], stamps: Stamps) -> Any:
 
 
 async def child_main(cfg: dict[str, Any]) -> None:
+    if cfg.get("tracemalloc"):
+        import tracemalloc
+
+        tracemalloc.start()
     base_rss = rss_mb()[0]
     stamps = Stamps()
     asm, key, checkpoints = await build(cfg, stamps)
@@ -208,12 +212,29 @@ async def child_main(cfg: dict[str, Any]) -> None:
         out = await _run_phases(asm, cfg, stamps)
         out["base_rss_mb"] = base_rss
         out["rss_checkpoints"] = checkpoints
+        if cfg.get("tracemalloc"):
+            out["tracemalloc"] = _heap_top()
         path = Path(cfg["data_dir"]) / "sends.npz"
         np.savez(path, **stamps.arrays())
         out["sends"] = str(path)
     finally:
         await asm.runtime.stop()
     print(json.dumps(out), flush=True)
+
+
+def _heap_top(n: int = 15) -> dict[str, Any]:
+    """Python-heap split of the RSS: traced total and the files holding most of it."""
+    import tracemalloc
+
+    snap = tracemalloc.take_snapshot()
+    stats = snap.statistics("filename")
+    root = str(Path(__file__).resolve().parent.parent)
+    top = [
+        (str(s.traceback[0].filename).replace(root + "/", "").split("site-packages/")[-1],
+         round(s.size / 2**20, 1))
+        for s in stats[:n]
+    ]  # fmt: skip
+    return {"traced_mb": round(sum(s.size for s in stats) / 2**20, 1), "top": top}
 
 
 async def _stdin_reader() -> asyncio.StreamReader:
@@ -569,6 +590,21 @@ async def memory_row(args: argparse.Namespace) -> Result:
     )  # fmt: skip
 
 
+async def memory_profile(args: argparse.Namespace) -> None:
+    """RSS of the 9,000-instrument stack split into traced Python heap and the rest (native)."""
+    seconds = timings(args.quick)["memory"]
+    with tempfile.TemporaryDirectory(prefix="e2e-") as tmp:
+        cfg = {"n": 9000, "step_ms": 1000.0, "speed": 60.0, "data_dir": tmp, "drain_s": 0.0,
+               "phases": [(9000 * 0.95, seconds)], "tracemalloc": True}  # fmt: skip
+        out, _ = await run_child(cfg, clients=False)
+    rss = out["phases"][0]["samples"][-1][2]
+    heap = out["tracemalloc"]
+    print(json.dumps({"rss_mb": rss, "checkpoints_mb": out["rss_checkpoints"],
+                      "python_heap_traced_mb": heap["traced_mb"],
+                      "native_and_untraced_mb": round(rss - heap["traced_mb"], 1),
+                      "top_files_mb": heap["top"]}, indent=1))  # fmt: skip
+
+
 async def services_epoch(env: dict[str, str]) -> tuple[str, str]:
     """(Redis run id, PostgreSQL start time): they change when a service restarts."""
     import asyncpg
@@ -629,6 +665,10 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--profile", action="store_true", help="cProfile the stack at 10k ticks/s")
+    ap.add_argument(
+        "--memory-profile", action="store_true",
+        help="only the 9,000-instrument RSS row, with a tracemalloc split of the Python heap",
+    )  # fmt: skip
     ap.add_argument("--child", help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.child:
@@ -636,6 +676,9 @@ def main() -> None:
 
         logging.basicConfig(level=logging.WARNING)
         asyncio.run(child_main(json.loads(args.child)))
+        return
+    if args.memory_profile:
+        asyncio.run(memory_profile(args))
         return
     load = os.getloadavg()
     rows = asyncio.run(parent_main(args))
