@@ -201,7 +201,7 @@ async def child_main(cfg: dict[str, Any]) -> None:
     if cfg.get("tracemalloc"):
         import tracemalloc
 
-        tracemalloc.start()
+        tracemalloc.start(6)
     base_rss = rss_mb()[0]
     stamps = Stamps()
     asm, key, checkpoints = await build(cfg, stamps)
@@ -234,7 +234,14 @@ def _heap_top(n: int = 15) -> dict[str, Any]:
          round(s.size / 2**20, 1))
         for s in stats[:n]
     ]  # fmt: skip
-    return {"traced_mb": round(sum(s.size for s in stats) / 2**20, 1), "top": top}
+    growth: list[tuple[str, float]] = []
+    if _HEAP_START:
+        for d in snap.compare_to(_HEAP_START[0], "traceback")[:8]:
+            frames = [f"{f.filename.split('site-packages/')[-1].replace(root + '/', '')}:{f.lineno}"
+                      for f in list(d.traceback)[:4]]  # fmt: skip
+            growth.append((" <- ".join(frames), round(d.size_diff / 2**20, 1)))
+    return {"traced_mb": round(sum(s.size for s in stats) / 2**20, 1), "top": top,
+            "growth_during_run": growth}  # fmt: skip
 
 
 async def _stdin_reader() -> asyncio.StreamReader:
@@ -244,8 +251,15 @@ async def _stdin_reader() -> asyncio.StreamReader:
     return reader
 
 
+_HEAP_START: list[Any] = []
+
+
 async def _run_phases(asm: Any, cfg: dict[str, Any], stamps: Stamps) -> dict[str, Any]:
     """Each phase: (rate, seconds); returns per-phase windows, backlog samples and RSS."""
+    if cfg.get("tracemalloc"):
+        import tracemalloc
+
+        _HEAP_START.append(tracemalloc.take_snapshot())
     phases = []
     prof = _profiler(cfg)
     stamps.on = True
@@ -602,7 +616,8 @@ async def memory_profile(args: argparse.Namespace) -> None:
     print(json.dumps({"rss_mb": rss, "checkpoints_mb": out["rss_checkpoints"],
                       "python_heap_traced_mb": heap["traced_mb"],
                       "native_and_untraced_mb": round(rss - heap["traced_mb"], 1),
-                      "top_files_mb": heap["top"]}, indent=1))  # fmt: skip
+                      "top_files_mb": heap["top"],
+                      "growth_during_run_mb": heap["growth_during_run"]}, indent=1))  # fmt: skip
 
 
 async def services_epoch(env: dict[str, str]) -> tuple[str, str]:
