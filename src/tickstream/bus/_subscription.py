@@ -1,14 +1,16 @@
-"""A bounded subscription buffer fed by a network reader task (Redis pub/sub, Kafka).
+"""The bounded subscription buffer every bus uses (memory, Redis pub/sub, Kafka).
 
-The reader task calls :meth:`BufferedSubscription.put`; the overflow policy decides what happens
-when the consumer falls behind (``BLOCK`` stops reading from the socket: back-pressure).
+A producer (the memory bus's publish, or a network reader task) calls
+:meth:`BufferedSubscription.put` or, for a batch, :meth:`BufferedSubscription.offer_many`; the
+overflow policy decides what happens when the consumer falls behind (``BLOCK`` makes the producer
+wait: back-pressure).
 """
 
 from __future__ import annotations
 
 import asyncio
 from collections import deque
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 
 from tickstream.bus.base import Message, Overflow
 
@@ -72,6 +74,36 @@ class BufferedSubscription:
         self._items.append(msg)
         self._readable.set()
 
+    def offer_many(self, msgs: Sequence[Message]) -> int:
+        """Append what fits without waiting; returns how many of ``msgs`` were handled.
+
+        The rest must go through :meth:`put` (a full BLOCK subscription). Same outcome as one
+        ``put`` per message."""
+        if self._closed:
+            return len(msgs)
+        self.received += len(msgs)
+        items = self._items
+        room = self._maxsize - len(items)
+        if room >= len(msgs) or self._overflow is Overflow.DROP_OLDEST:
+            items.extend(msgs)
+            excess = len(items) - self._maxsize
+            for _ in range(excess):
+                items.popleft()
+            self._dropped += max(excess, 0)
+        elif self._overflow is Overflow.DROP_NEWEST:
+            items.extend(msgs[:room])
+            self._dropped += len(msgs) - room
+        else:
+            handled = max(room, 0)
+            items.extend(msgs[:handled])
+            self.received -= len(msgs) - handled  # the rest is counted by put()
+            if handled > 0:
+                self._readable.set()
+            return handled
+        if items:
+            self._readable.set()
+        return len(msgs)
+
     def _take(self) -> Message:
         msg = self._items.popleft()
         self.delivered += 1
@@ -98,9 +130,17 @@ class BufferedSubscription:
         first = await self.get(timeout)
         if first is None:
             return []
+        items = self._items
+        n = min(max_items - 1, len(items))
+        if n <= 0:
+            return [first]
         out = [first]
-        while self._items and len(out) < max_items:
-            out.append(self._take())
+        out += [items.popleft() for _ in range(n)]
+        self.delivered += n
+        if not items:
+            self._readable.clear()
+        if len(items) < self._maxsize:
+            self._writable.set()
         return out
 
     def __aiter__(self) -> AsyncIterator[Message]:
