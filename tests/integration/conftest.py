@@ -26,6 +26,10 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     for item in items:
         if item.path.is_relative_to(INTEGRATION_DIR):
             item.add_marker(pytest.mark.integration)
+    # The fault suite kills and restarts the shared services: run it after every other test, so
+    # no other test starts right after a SIGKILL (stable sort keeps the order within each group).
+    faults = INTEGRATION_DIR / "faults"
+    items.sort(key=lambda item: item.path.is_relative_to(faults))
 
 
 def read_services_env(path: Path = SERVICES_ENV_FILE) -> dict[str, str]:
