@@ -71,7 +71,19 @@ def _check_postgres(dsn: str) -> None:
     asyncio.run(probe())
 
 
+KAFKA_WARMUP_TOPIC = "tickstream.readiness"
+KAFKA_WARMUP_TIMEOUT_S = 90.0
+
+
 def _check_kafka(bootstrap: str) -> None:
+    """Metadata, then one acknowledged write from an idempotent producer.
+
+    A freshly formatted KRaft broker answers metadata before it can hand out producer ids
+    ("Coordinator load in progress"); the first idempotent write can then wait many seconds on a
+    slow machine. Waiting for one acknowledged write here keeps that start-up delay out of the
+    tests' own deadlines. A broker that never acknowledges fails the session.
+    """
+    from confluent_kafka import KafkaError, Producer
     from confluent_kafka.admin import AdminClient
 
     admin = AdminClient(
@@ -80,6 +92,20 @@ def _check_kafka(bootstrap: str) -> None:
     metadata = admin.list_topics(timeout=CONNECT_TIMEOUT_S)
     if not metadata.brokers:
         raise RuntimeError("metadata response lists no brokers")
+    producer = Producer({"bootstrap.servers": bootstrap, "enable.idempotence": True, "acks": "all"})
+    errors: list[KafkaError] = []
+    delivered: list[bool] = []
+
+    def on_delivery(err: KafkaError | None, _msg: object) -> None:
+        (errors.append(err) if err is not None else delivered.append(True))
+
+    producer.produce(KAFKA_WARMUP_TOPIC, b"ready", on_delivery=on_delivery)
+    left = producer.flush(KAFKA_WARMUP_TIMEOUT_S)
+    if left or errors or not delivered:
+        raise RuntimeError(
+            f"an idempotent write was not acknowledged within {KAFKA_WARMUP_TIMEOUT_S:.0f}s"
+            f" (undelivered={left}, errors={errors})"
+        )
 
 
 @pytest.fixture(scope="session")

@@ -59,6 +59,10 @@ class KafkaDeliveryError(RuntimeError):
     """A message could not be delivered after every retry."""
 
 
+class KafkaTopicNotReadyError(RuntimeError):
+    """A topic's partitions did not get leaders in time, so there is nothing to read from."""
+
+
 def kafka_topic(name: str) -> str:
     """Kafka topic names allow ``[a-zA-Z0-9._-]``: ``market:ticks`` becomes ``market.ticks``."""
     return name.replace(":", ".")
@@ -223,8 +227,7 @@ class KafkaSubscription(BufferedSubscription):
         self._task = asyncio.create_task(self._run(), name=f"kafka-sub:{ktopic}")
 
     def _positions(self, ktopic: str) -> list[TopicPartition]:
-        meta = self._consumer.list_topics(ktopic, timeout=10.0)
-        parts = sorted(meta.topics[ktopic].partitions)
+        parts = self._partitions(ktopic)
         out = []
         for p in parts:
             _low, high = self._consumer.get_watermark_offsets(
@@ -232,6 +235,24 @@ class KafkaSubscription(BufferedSubscription):
             )
             out.append(TopicPartition(ktopic, p, high))
         return out
+
+    def _partitions(self, ktopic: str, timeout: float = 30.0) -> list[int]:
+        """The topic's partitions once every one has a leader.
+
+        Right after CreateTopics (above all on a freshly started broker) the metadata can list the
+        topic with no partitions or leaderless ones; assigning that would read nothing, forever.
+        """
+        end = time.monotonic() + timeout
+        while True:
+            meta = self._consumer.list_topics(ktopic, timeout=10.0).topics.get(ktopic)
+            parts = meta.partitions if meta is not None and meta.error is None else {}
+            if parts and all(p.leader >= 0 and p.error is None for p in parts.values()):
+                return sorted(parts)
+            if time.monotonic() >= end:
+                raise KafkaTopicNotReadyError(
+                    f"kafka topic {ktopic} has no ready partitions after {timeout:.0f}s"
+                )
+            time.sleep(0.1)
 
     async def _run(self) -> None:
         while not self._stop:
