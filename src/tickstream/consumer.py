@@ -20,6 +20,14 @@ Two ways in:
 
 Handlers take one :class:`~tickstream.model.Tick` and may be plain functions or coroutines. A
 handler that raises is logged; in group mode the entry is then left unacknowledged.
+
+Nothing waits silently on a broken connection. Each stream subscription reads on its own
+connection, and no read waits longer than its BLOCK plus ``stall_timeout_s``: a connection that
+stops answering (Redis SIGKILLed and restarted, a half-open socket) is dropped and the read resumes
+on a new one from the last entry id; the pub/sub subscription probes a silent connection with PING
+and re-subscribes on a new one. Every reconnect is counted (``reconnects``, ``stats()``) and
+logged (host and port only: the URL may hold a password). A subscription that stops for any other
+reason is logged as an error and :meth:`TickConsumer.run` raises :class:`ConsumerError`.
 """
 
 from __future__ import annotations
@@ -30,11 +38,12 @@ import logging
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
+from urllib.parse import urlsplit
 
 from redis.asyncio import Redis
 
 from tickstream.bus.envelope import decode_value
-from tickstream.bus.redis_bus import RedisBus
+from tickstream.bus.redis_bus import RedisBus, RedisSubscription
 from tickstream.bus.streams import (
     DEFAULT_PREFIX,
     FIELD,
@@ -43,14 +52,37 @@ from tickstream.bus.streams import (
     StreamGroupReader,
     stream_key,
 )
+from tickstream.bus.streams_common import ReconnectCounter, describe_failure
 from tickstream.model import Tick
 
-__all__ = ["TICKS_CHANNEL", "Handler", "TickConsumer", "create_redis_consumer"]
+__all__ = [
+    "TICKS_CHANNEL",
+    "ConsumerError",
+    "Handler",
+    "TickConsumer",
+    "create_redis_consumer",
+    "redact_url",
+]
 
 log = logging.getLogger(__name__)
 
 TICKS_CHANNEL = "market:ticks"
 Handler = Callable[[Tick], Awaitable[Any] | Any]
+_BLOCK_MS = 1000  # XREAD / XREADGROUP BLOCK of the stream subscriptions
+
+
+class ConsumerError(RuntimeError):
+    """A subscription of a :class:`TickConsumer` stopped for good (the cause is chained)."""
+
+
+def redact_url(url: str) -> str:
+    """``url`` without its password (for logs and errors): ``redis://user:***@host:port/0``."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    netloc = parts.netloc.rpartition("@")[2]
+    user = parts.username or ""
+    return parts._replace(netloc=f"{user}:***@{netloc}").geturl()
 
 
 def create_redis_consumer(
@@ -59,13 +91,24 @@ def create_redis_consumer(
     group: str | None = None,
     consumer_name: str | None = None,
     stream_prefix: str = DEFAULT_PREFIX,
+    stall_timeout_s: float = 10.0,
 ) -> TickConsumer:
     """A consumer for the tickstream Redis at ``url`` (call :meth:`TickConsumer.connect`)."""
-    return TickConsumer(url, group=group, consumer_name=consumer_name, stream_prefix=stream_prefix)
+    return TickConsumer(
+        url,
+        group=group,
+        consumer_name=consumer_name,
+        stream_prefix=stream_prefix,
+        stall_timeout_s=stall_timeout_s,
+    )
 
 
 class TickConsumer:
-    """Ticks from tickstream's Redis streams or pub/sub, dispatched to your handlers."""
+    """Ticks from tickstream's Redis streams or pub/sub, dispatched to your handlers.
+
+    ``stall_timeout_s`` bounds how long a read may wait beyond its BLOCK (and how long a pub/sub
+    connection may stay silent) before its connection is replaced.
+    """
 
     def __init__(
         self,
@@ -74,17 +117,44 @@ class TickConsumer:
         group: str | None = None,
         consumer_name: str | None = None,
         stream_prefix: str = DEFAULT_PREFIX,
+        stall_timeout_s: float = 10.0,
     ) -> None:
+        if stall_timeout_s <= 0:
+            raise ValueError(f"stall_timeout_s must be > 0, got {stall_timeout_s}")
         self._url = url
         self._group = group
         self._name = consumer_name or f"consumer-{id(self):x}"
         self._prefix = stream_prefix
+        self._stall_s = stall_timeout_s
         self._bus: RedisBus | None = None
         self._handlers: list[Handler] = []
         self._tasks: list[asyncio.Task[None]] = []
         self._symbols: set[str] = set()
+        self._readers: list[tuple[Redis, ReconnectCounter]] = []
+        self._subs: list[RedisSubscription] = []
+        self._groups: list[StreamGroupReader] = []
         self.received = 0
         self.handler_errors = 0
+        self.read_errors = 0
+        self.undecodable = 0
+        self.failures: list[BaseException] = []
+        self._closed_reconnects = 0  # of the subscriptions ended by disconnect()
+
+    @property
+    def reconnects(self) -> int:
+        """New connections made to replace broken ones, over every subscription."""
+        live = sum(c.count for _, c in self._readers) + sum(s.reconnects for s in self._subs)
+        return self._closed_reconnects + live
+
+    def stats(self) -> dict[str, Any]:
+        return {
+            "received": self.received,
+            "handler_errors": self.handler_errors,
+            "read_errors": self._read_errors(),
+            "reconnects": self.reconnects,
+            "undecodable": self.undecodable,
+            "failures": [repr(e) for e in self.failures],
+        }
 
     @property
     def client(self) -> Redis:
@@ -94,8 +164,9 @@ class TickConsumer:
 
     async def connect(self) -> None:
         """Open the connection (and check it with PING)."""
-        self._bus = RedisBus(self._url, stream_prefix=self._prefix)
+        self._bus = RedisBus(self._url, stream_prefix=self._prefix, pubsub_liveness_s=self._stall_s)
         await self._bus.start()
+        log.info("tick consumer %s connected to %s", self._name, redact_url(self._url))
 
     def add_message_handler(self, handler: Handler) -> None:
         """Call ``handler(tick)`` for every tick received (function or coroutine function)."""
@@ -110,29 +181,36 @@ class TickConsumer:
         if not new:
             return
         self._symbols.update(new)
+        what = f"{'group' if self._group is not None else 'follow'}:{','.join(new)}"
+        client = await self._dedicated_client(what)
         if self._group is not None:
             reader = StreamGroupReader(
-                self.client,
+                client,
                 [stream_key(s, self._prefix) for s in new],
                 self._group,
                 self._name,
-                block_ms=1000,
+                block_ms=_BLOCK_MS,
+                stall_timeout_s=self._stall_s,
             )
             await reader.start()
-            self._spawn(self._group_loop(reader), f"group:{','.join(new)}")
+            self._groups.append(reader)
+            self._spawn(self._group_loop(reader), what)
         else:
             cursors = await self._live_cursors(new)
-            self._spawn(self._follow_loop(cursors), f"follow:{','.join(new)}")
+            self._spawn(self._follow_loop(client, cursors), what)
 
     async def subscribe_to_all_symbols(self) -> None:
         """Every tick of every instrument, from the ``market:ticks`` pub/sub channel."""
         if self._bus is None:
             raise RuntimeError("not connected: await consumer.connect() first")
         sub = await self._bus.subscribe(TICKS_CHANNEL, type_=Tick, maxsize=100_000)
+        self._subs.append(sub)
 
         async def loop() -> None:
             async for msg in sub:
                 await self._dispatch(msg.value)
+            if sub.failure is not None:  # closed by its reader, not by disconnect()
+                raise ConsumerError(f"pub/sub {TICKS_CHANNEL} stopped") from sub.failure
 
         self._spawn(loop(), "all")
 
@@ -172,11 +250,15 @@ class TickConsumer:
         }
 
     async def run(self, seconds: float | None = None) -> None:
-        """Let the subscriptions run for ``seconds`` (forever when None)."""
-        if seconds is None:
-            await asyncio.gather(*self._tasks)
-        else:
+        """Let the subscriptions run for ``seconds`` (forever when None).
+
+        Raises :class:`ConsumerError` as soon as a subscription has stopped for good."""
+        self._raise_failure()
+        if self._tasks:
+            await asyncio.wait(self._tasks, timeout=seconds, return_when=asyncio.FIRST_EXCEPTION)
+        elif seconds is not None:
             await asyncio.sleep(seconds)
+        self._raise_failure()
 
     async def disconnect(self) -> None:
         for task in self._tasks:
@@ -184,14 +266,50 @@ class TickConsumer:
         await asyncio.gather(*self._tasks, return_exceptions=True)
         self._tasks.clear()
         self._symbols.clear()
+        self._closed_reconnects = self.reconnects
+        self.read_errors = self._read_errors()
+        for client, counter in self._readers:
+            counter.detach()
+            await client.aclose()
+        self._readers.clear()
+        self._subs.clear()
+        self._groups.clear()
         if self._bus is not None:
             await self._bus.close()
             self._bus = None
 
     # ------------------------------------------------------------------------------ internals
 
+    def _read_errors(self) -> int:
+        subs = sum(s.read_errors for s in self._subs)
+        return self.read_errors + subs + sum(r.reconnects for r in self._groups)
+
     def _spawn(self, coro: Any, name: str) -> None:
-        self._tasks.append(asyncio.create_task(coro, name=f"tick-consumer:{name}"))
+        task = asyncio.create_task(coro, name=f"tick-consumer:{name}")
+        task.add_done_callback(self._task_done)
+        self._tasks.append(task)
+
+    def _task_done(self, task: asyncio.Task[None]) -> None:
+        exc = None if task.cancelled() else task.exception()
+        if exc is None:
+            return
+        self.failures.append(exc)
+        log.error("tick consumer %s: %s stopped", self._name, task.get_name(), exc_info=exc)
+
+    def _raise_failure(self) -> None:
+        if self.failures:
+            exc = self.failures[0]
+            raise ConsumerError(f"tick consumer {self._name}: a subscription stopped") from exc
+
+    async def _dedicated_client(self, what: str) -> Redis:
+        """A client holding one connection of the pool for a blocking reader, reconnects counted."""
+        client = self.client.client()  # single-connection client over the same pool
+        await client.initialize()
+        counter = ReconnectCounter(f"tick consumer {self._name} {what}")
+        if client.connection is not None:
+            counter.attach(client.connection)
+        self._readers.append((client, counter))
+        return client
 
     async def _dispatch(self, tick: Tick) -> bool:
         """Run every handler; False if one of them raised."""
@@ -217,24 +335,41 @@ class TickConsumer:
             cursors[key] = _text(last[0][0]) if last else "0-0"
         return cursors
 
-    async def _follow_loop(self, cursors: dict[str, str]) -> None:
+    async def _follow_loop(self, client: Redis, cursors: dict[str, str]) -> None:
+        """XREAD from ``cursors`` (advanced per entry); a failed read resumes from them."""
         backoff = Backoff()
+        deadline = _BLOCK_MS / 1000 + self._stall_s
         while True:
             try:
-                streams: dict[Any, Any] = dict(cursors)
-                reply: Any = await self.client.xread(streams, count=500, block=1000)
-            except RETRYABLE as exc:
+                async with asyncio.timeout(deadline):
+                    streams: dict[Any, Any] = dict(cursors)
+                    reply: Any = await client.xread(streams, count=500, block=_BLOCK_MS)
+            except RETRYABLE as exc:  # includes the deadline: a connection that stopped answering
+                self.read_errors += 1
                 delay = backoff.next_delay()
-                log.warning("stream read failed (%s); retrying in %.2fs", exc, delay)
+                log.warning(
+                    "tick consumer %s: stream read failed (%s); retrying in %.2fs",
+                    self._name,
+                    describe_failure(exc, deadline),
+                    delay,
+                )
                 await asyncio.sleep(delay)
                 continue
             backoff.reset()
             for stream, items in reply or ():
                 for id_, fields in items:
                     cursors[_text(stream)] = _text(id_)
-                    value = decode_value(fields[FIELD], Tick)
-                    if isinstance(value, Tick):
-                        await self._dispatch(value)
+                    await self._dispatch_entry(_text(stream), _text(id_), fields)
+
+    async def _dispatch_entry(self, stream: str, id_: str, fields: dict[bytes, bytes]) -> None:
+        try:
+            value = decode_value(fields[FIELD], Tick)
+        except (KeyError, ValueError) as exc:  # msgspec errors derive from ValueError
+            self.undecodable += 1
+            log.warning("skipping undecodable entry %s of %s: %r", id_, stream, exc)
+            return
+        if isinstance(value, Tick):
+            await self._dispatch(value)
 
     async def _group_loop(self, reader: StreamGroupReader) -> None:
         while True:
@@ -242,16 +377,22 @@ class TickConsumer:
             done = [e for e in entries if await self._dispatch(e.value)]
             if not done:
                 continue
-            t0 = time.monotonic()
-            while True:
-                try:
+            await self._ack(reader, done)
+
+    async def _ack(self, reader: StreamGroupReader, done: Sequence[Any]) -> None:
+        """Ack, retrying a while: unacked entries are delivered again (at-least-once)."""
+        t0 = time.monotonic()
+        while True:
+            try:
+                async with asyncio.timeout(self._stall_s):
                     await reader.ack(done)
-                    break
-                except RETRYABLE as exc:  # unacked entries would come back: retry a while
-                    if time.monotonic() - t0 > 5:
-                        log.warning("ack failed (%s); entries will be delivered again", exc)
-                        break
-                    await asyncio.sleep(0.2)
+                return
+            except RETRYABLE as exc:
+                self.read_errors += 1
+                if time.monotonic() - t0 > 5:
+                    log.warning("ack failed (%r); entries will be delivered again", exc)
+                    return
+                await asyncio.sleep(0.2)
 
 
 def _text(value: bytes | str) -> str:

@@ -18,6 +18,9 @@ from tickstream.model import Tick
 
 from conformance.bus_suite import make_tick
 
+# A consumer that hangs (a read waiting on a dead connection) fails here fast, not at 300 s.
+pytestmark = pytest.mark.timeout(60)
+
 REPO = Path(__file__).resolve().parents[2]
 
 

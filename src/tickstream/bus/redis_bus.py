@@ -5,8 +5,9 @@
 a subscriber's ``Message.key`` is the decoded value's own ``key`` (``exchange:token``) when it has
 one. Each subscription owns one pub/sub connection and a reader task feeding a bounded buffer;
 ``subscribe`` returns only after Redis confirmed the subscription, so nothing published after it
-returns is missed. Pub/sub is live-only: what is published while Redis is down is not replayed
-(the streams are the durable path).
+returns is missed. A silent pub/sub connection is probed with PING and replaced when it stays
+silent (``pubsub_liveness_s``); reconnects are counted in ``stats()``. Pub/sub is live-only: what
+is published while Redis is down is not replayed (the streams are the durable path).
 
 ``publish_stream_batch(ticks)`` appends ticks to ``market_data_stream:{SYMBOL}`` through
 :class:`tickstream.bus.streams.StreamPublisher`; :meth:`RedisBus.group_reader` builds the matching
@@ -18,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import Sequence
 from typing import Any
 
@@ -35,6 +37,7 @@ from tickstream.bus.streams import (
     StreamGroupReader,
     StreamPublisher,
 )
+from tickstream.bus.streams_common import ReconnectCounter
 from tickstream.model import Tick
 
 __all__ = ["RedisBus", "RedisSubscription"]
@@ -45,7 +48,15 @@ _CONFIRM_TIMEOUT_S = 10.0
 
 
 class RedisSubscription(BufferedSubscription):
-    """One pub/sub channel on its own connection, decoded into ``type_``."""
+    """One pub/sub channel on its own connection, decoded into ``type_``.
+
+    A pub/sub connection that stays silent for ``liveness_s / 2`` is sent a PING; if nothing (not
+    even the PONG) arrives within ``liveness_s`` the connection is presumed dead (half-open, or a
+    server that no longer answers) and replaced: redis-py re-subscribes on the new connection.
+    Every reconnect is counted (``reconnects``) and logged. A reader that fails for a reason other
+    than the connection stores it in ``failure`` and closes the subscription, so an ``async for``
+    over it ends instead of waiting forever.
+    """
 
     def __init__(
         self,
@@ -59,7 +70,18 @@ class RedisSubscription(BufferedSubscription):
         self._type = type_
         self._pubsub: PubSub = bus.client.pubsub()
         self._task: asyncio.Task[None] | None = None
+        self._liveness_s = bus.pubsub_liveness_s
+        self._poll_s = min(1.0, self._liveness_s / 4)
+        self._last_rx = 0.0
+        self._pinged = False
+        self._reconnects = ReconnectCounter(f"pub/sub {topic}")
         self.errors = 0
+        self.read_errors = 0
+        self.failure: BaseException | None = None
+
+    @property
+    def reconnects(self) -> int:
+        return self._reconnects.count
 
     async def _start(self) -> None:
         await self._pubsub.subscribe(self.topic)
@@ -68,24 +90,59 @@ class RedisSubscription(BufferedSubscription):
                 msg = await self._pubsub.get_message(timeout=1.0)
                 if msg is not None and msg["type"] == "subscribe":
                     break
+        if self._pubsub.connection is not None:
+            self._reconnects.attach(self._pubsub.connection)
+        self._last_rx = time.monotonic()
         self._task = asyncio.create_task(self._run(), name=f"redis-sub:{self.topic}")
 
     async def _run(self) -> None:
         backoff = Backoff()
         while not self.closed:
             try:
-                raw = await self._pubsub.get_message(ignore_subscribe_messages=True, timeout=1.0)
+                raw = await self._poll()
             except RETRYABLE as exc:
-                delay = backoff.next_delay()
-                log.warning(
-                    "pub/sub %s lost its connection (%s); retry in %.2fs", self.topic, exc, delay
-                )
-                await asyncio.sleep(delay)
+                await self._lost(exc, backoff.next_delay())
                 continue
+            except Exception as exc:
+                await self._fail(exc)
+                return
             backoff.reset()
-            if raw is None or raw["type"] != "message":
-                continue
-            await self._deliver(raw["data"])
+            if raw is not None and raw["type"] == "message":
+                await self._deliver(raw["data"])
+
+    async def _poll(self) -> dict[str, Any] | None:
+        """The next pub/sub reply (any type), or None; raises when the connection went silent."""
+        raw: dict[str, Any] | None = await self._pubsub.get_message(timeout=self._poll_s)
+        now = time.monotonic()
+        if raw is not None:
+            self._last_rx, self._pinged = now, False
+            return raw
+        silent = now - self._last_rx
+        if silent >= self._liveness_s:
+            raise rexc.TimeoutError(f"no reply on the pub/sub connection for {silent:.1f}s")
+        if silent >= self._liveness_s / 2 and not self._pinged:
+            self._pinged = True
+            await self._pubsub.ping()
+        return None
+
+    async def _lost(self, exc: BaseException, delay: float) -> None:
+        """Drop the connection; the next poll reconnects and re-subscribes (counted there)."""
+        self.read_errors += 1
+        log.warning(
+            "pub/sub %s lost its connection (%s); reconnect in %.2fs", self.topic, exc, delay
+        )
+        conn = self._pubsub.connection
+        if conn is not None:
+            with contextlib.suppress(*RETRYABLE):
+                await conn.disconnect(nowait=True)
+        await asyncio.sleep(delay)
+        self._last_rx, self._pinged = time.monotonic(), False
+
+    async def _fail(self, exc: Exception) -> None:
+        self.failure = exc
+        log.error("pub/sub reader of %s failed; subscription closed", self.topic, exc_info=exc)
+        self._task = None  # this task is ending: close() must not wait for it
+        await self.close()
 
     async def _deliver(self, data: bytes) -> None:
         try:
@@ -96,10 +153,14 @@ class RedisSubscription(BufferedSubscription):
             return
         await self.put(Message(self.topic, value, getattr(value, "key", None)))
 
+    def stats(self) -> dict[str, int]:
+        return super().stats() | {"reconnects": self.reconnects, "read_errors": self.read_errors}
+
     async def _stop(self) -> None:
         if self._task is not None:
             self._task.cancel()
             await asyncio.gather(self._task, return_exceptions=True)
+        self._reconnects.detach()
         with contextlib.suppress(*RETRYABLE):
             await self._pubsub.unsubscribe(self.topic)
         await self._pubsub.aclose()  # type: ignore[no-untyped-call]  # untyped in redis-py
@@ -118,9 +179,14 @@ class RedisBus:
         stream_maxlen: int = 100_000,
         stream_buffer_max: int = 200_000,
         client: Redis | None = None,
+        pubsub_liveness_s: float = 10.0,
     ) -> None:
         # socket_timeout bounds every reply wait (blocking reads use BLOCK <= a few seconds), so a
-        # half-open connection surfaces as an error instead of a hang.
+        # half-open connection surfaces as an error instead of a hang. Pub/sub waits for messages
+        # without a reply deadline; its liveness probe (see RedisSubscription) bounds it instead.
+        if pubsub_liveness_s <= 0:
+            raise ValueError(f"pubsub_liveness_s must be > 0, got {pubsub_liveness_s}")
+        self.pubsub_liveness_s = pubsub_liveness_s
         self.client: Redis = client or Redis.from_url(
             url,
             socket_connect_timeout=5.0,

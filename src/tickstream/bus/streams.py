@@ -41,6 +41,7 @@ from tickstream.bus.streams_common import (
     FIELD,
     RETRYABLE,
     Backoff,
+    describe_failure,
     stream_key,
 )
 from tickstream.model import Tick
@@ -94,6 +95,7 @@ class StreamGroupReader:
         dead_letter: str = DEAD_LETTER_STREAM,
         start_id: str = "0",
         info_interval_s: float = 2.0,
+        stall_timeout_s: float = 10.0,
     ) -> None:
         self._client = client
         self.streams = list(streams)
@@ -107,6 +109,8 @@ class StreamGroupReader:
         self._dead_letter = dead_letter
         self._start_id = start_id
         self._info_interval_s = info_interval_s
+        # a read (its BLOCK included) that takes longer than this is a dead connection
+        self._read_deadline_s = block_ms / 1000 + stall_timeout_s
         # stream -> cursor while draining our own pending entries; absent once drained
         self._pending: dict[str, str] = {}
         self._next_claim = 0.0
@@ -133,21 +137,33 @@ class StreamGroupReader:
                 raise
 
     async def read(self) -> list[StreamEntry]:
-        """The next entries: own pending first, then stale ones claimed, then new ones."""
+        """The next entries: own pending first, then stale ones claimed, then new ones.
+
+        Never blocks longer than ``block_ms`` + ``stall_timeout_s``: a read that has not returned
+        by then (a connection that no longer answers) counts as a lost connection, like a
+        connection error — both are retried after a backoff, and return ``[]`` meanwhile."""
         try:
-            entries = await self._read_once()
+            async with asyncio.timeout(self._read_deadline_s):
+                entries = await self._read_once()
         except RETRYABLE as exc:
             await self._on_connection_error(exc)
             return []
         except rexc.ResponseError as exc:
             if "NOGROUP" not in str(exc):
                 raise
-            log.warning("consumer group %s vanished (Redis lost data?); recreating", self.group)
-            await self.start()
+            await self._recreate_group()
             return []
         self._backoff.reset()
         self.delivered += len(entries)
         return entries
+
+    async def _recreate_group(self) -> None:
+        log.warning("consumer group %s vanished (Redis lost data?); recreating", self.group)
+        try:
+            async with asyncio.timeout(self._read_deadline_s):
+                await self.start()
+        except RETRYABLE as exc:
+            await self._on_connection_error(exc)
 
     async def _read_once(self) -> list[StreamEntry]:
         if self._pending:
@@ -188,7 +204,12 @@ class StreamGroupReader:
     async def _on_connection_error(self, exc: BaseException) -> None:
         self.reconnects += 1
         delay = self._backoff.next_delay()
-        log.warning("redis stream read failed (%s); retrying in %.2fs", exc, delay)
+        log.warning(
+            "redis stream read of group %s failed (%s); retrying in %.2fs",
+            self.group,
+            describe_failure(exc, self._read_deadline_s),
+            delay,
+        )
         await asyncio.sleep(delay)
         # Whatever we read but did not ack is pending on the server: read it again first.
         self._pending = dict.fromkeys(self.streams, "0")
