@@ -14,7 +14,7 @@ import weakref
 from collections import deque
 from collections.abc import Callable
 from types import SimpleNamespace
-from typing import Any
+from typing import Any, cast
 
 import msgspec
 import pytest
@@ -23,6 +23,7 @@ from hypothesis import strategies as st
 
 from tickstream.bus.base import Overflow
 from tickstream.bus.redis_bus import RedisSubscription
+from tickstream.bus.streams import StreamGroupReader
 from tickstream.bus.streams_common import FIELD, ReconnectCounter, describe_failure
 from tickstream.consumer import ConsumerError, TickConsumer, redact_url
 from tickstream.model import Tick
@@ -230,6 +231,11 @@ async def test_consumer_undecodable_entries_skipped_and_counted() -> None:
 def test_consumer_stall_timeout_not_positive_rejected() -> None:
     with pytest.raises(ValueError, match="stall_timeout_s"):
         TickConsumer("redis://127.0.0.1:1/0", stall_timeout_s=0)
+
+
+def test_group_reader_block_zero_rejected() -> None:
+    with pytest.raises(ValueError, match="block_ms"):
+        StreamGroupReader(cast(Any, None), ["s"], "g", "c", block_ms=0)
 
 
 def test_describe_failure_bare_deadline_timeout_says_connection_presumed_dead() -> None:

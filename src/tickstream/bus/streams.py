@@ -97,6 +97,8 @@ class StreamGroupReader:
         info_interval_s: float = 2.0,
         stall_timeout_s: float = 10.0,
     ) -> None:
+        if block_ms < 1:  # BLOCK 0 would wait forever
+            raise ValueError(f"block_ms must be >= 1, got {block_ms}")
         self._client = client
         self.streams = list(streams)
         self.group = group
