@@ -25,6 +25,7 @@ S3 archive is read with :func:`tickstream.storage.archive.read_archive`.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import logging
 import threading
 from collections.abc import AsyncIterator, Callable, Sequence
@@ -101,6 +102,9 @@ WHERE NOT EXISTS (
       AND t.ts_exchange = b.ts_exchange AND t.tick_id = b.tick_id AND t.ts_recv = b.ts_recv
       AND t.token = b.token AND t.exchange = b.exchange)
 """
+# Row group size of the store's rows (see _connect): a transaction that fills one is written
+# straight to the file, compressed, instead of into the WAL and again at the next checkpoint.
+_ROW_GROUP_ROWS = 8_192
 # One writer lock per database file in this process (":memory:" databases are private).
 _FILE_LOCKS: dict[str, threading.Lock] = {}
 _FILE_LOCKS_GUARD = threading.Lock()
@@ -165,6 +169,28 @@ _INSTRUMENT_UPSERT = (
 _SCAN_START = ("", -(2**63), -(2**63), -(2**63), -(2**63))
 
 
+def _connect(path: str) -> duckdb.DuckDBPyConnection:
+    """A connection to the database file ``path`` with ``_ROW_GROUP_ROWS`` row groups.
+
+    The row group size is an ATTACH option (not stored in the file), so the file is attached to a
+    named in-memory database, one per file: connections of this process to the same name share
+    one DuckDB instance, as ``duckdb.connect(path)`` would. Rows already in the file keep their
+    row groups; what a query returns does not depend on the size."""
+    if path == ":memory:":
+        return duckdb.connect(path)
+    resolved = str(Path(path).resolve())
+    name = hashlib.sha256(resolved.encode()).hexdigest()[:24]
+    con = duckdb.connect(f":memory:tickstream_{name}")
+    try:
+        quoted = "'" + resolved.replace("'", "''") + "'"
+        con.execute(f"ATTACH IF NOT EXISTS {quoted} AS store (ROW_GROUP_SIZE {_ROW_GROUP_ROWS})")
+        con.execute("USE store")
+    except BaseException:
+        con.close()
+        raise
+    return con
+
+
 def _first_key(start_ns: int, limit: int, after: str | None) -> TickKey:
     """The keyset position a page starts after. (start - 1, *, *) sorts before every row at or
     after start: the first page needs no special case in the keyset condition."""
@@ -206,7 +232,7 @@ class DuckDBStore:
         if self.path != ":memory:":
             Path(self.path).parent.mkdir(parents=True, exist_ok=True)
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="duckdb")
-        self._con = await self._run(duckdb.connect, self.path)
+        self._con = await self._run(_connect, self.path)
         await self._run(self._db.execute, _SCHEMA)
         log.info("duckdb store open at %s", self.path)
 
