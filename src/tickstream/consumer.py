@@ -37,22 +37,14 @@ import inspect
 import logging
 import time
 from collections.abc import Awaitable, Callable, Sequence
-from typing import Any
-from urllib.parse import urlsplit
+from typing import Any, TypeVar
 
 from redis.asyncio import Redis
 
 from tickstream.bus.envelope import decode_value
 from tickstream.bus.redis_bus import RedisBus, RedisSubscription
-from tickstream.bus.streams import (
-    DEFAULT_PREFIX,
-    FIELD,
-    RETRYABLE,
-    Backoff,
-    StreamGroupReader,
-    stream_key,
-)
-from tickstream.bus.streams_common import ReconnectCounter, describe_failure
+from tickstream.bus.streams import DEFAULT_PREFIX, FIELD, RETRYABLE, Backoff, StreamGroupReader
+from tickstream.bus.streams_common import ReconnectCounter, describe_failure, redact_url, stream_key
 from tickstream.model import Tick
 
 __all__ = [
@@ -69,20 +61,11 @@ log = logging.getLogger(__name__)
 TICKS_CHANNEL = "market:ticks"
 Handler = Callable[[Tick], Awaitable[Any] | Any]
 _BLOCK_MS = 1000  # XREAD / XREADGROUP BLOCK of the stream subscriptions
+_T = TypeVar("_T")
 
 
 class ConsumerError(RuntimeError):
     """A subscription of a :class:`TickConsumer` stopped for good (the cause is chained)."""
-
-
-def redact_url(url: str) -> str:
-    """``url`` without its password (for logs and errors): ``redis://user:***@host:port/0``."""
-    parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    netloc = parts.netloc.rpartition("@")[2]
-    user = parts.username or ""
-    return parts._replace(netloc=f"{user}:***@{netloc}").geturl()
 
 
 def create_redis_consumer(
@@ -163,9 +146,13 @@ class TickConsumer:
         return self._bus.client
 
     async def connect(self) -> None:
-        """Open the connection (and check it with PING)."""
+        """Open the connection (and check it with PING; TimeoutError if Redis does not answer)."""
         self._bus = RedisBus(self._url, stream_prefix=self._prefix, pubsub_liveness_s=self._stall_s)
-        await self._bus.start()
+        try:
+            await self._within("connect", self._bus.start())
+        except BaseException:
+            await self.disconnect()
+            raise
         log.info("tick consumer %s connected to %s", self._name, redact_url(self._url))
 
     def add_message_handler(self, handler: Handler) -> None:
@@ -180,9 +167,8 @@ class TickConsumer:
         new = [s for s in dict.fromkeys(symbols) if s not in self._symbols]
         if not new:
             return
-        self._symbols.update(new)
         what = f"{'group' if self._group is not None else 'follow'}:{','.join(new)}"
-        client = await self._dedicated_client(what)
+        client = await self._within(what, self._dedicated_client(what))
         if self._group is not None:
             reader = StreamGroupReader(
                 client,
@@ -192,18 +178,20 @@ class TickConsumer:
                 block_ms=_BLOCK_MS,
                 stall_timeout_s=self._stall_s,
             )
-            await reader.start()
+            await self._within(what, reader.start())
             self._groups.append(reader)
             self._spawn(self._group_loop(reader), what)
         else:
-            cursors = await self._live_cursors(new)
+            cursors = await self._within(what, self._live_cursors(new))
             self._spawn(self._follow_loop(client, cursors), what)
+        self._symbols.update(new)
 
     async def subscribe_to_all_symbols(self) -> None:
         """Every tick of every instrument, from the ``market:ticks`` pub/sub channel."""
         if self._bus is None:
             raise RuntimeError("not connected: await consumer.connect() first")
-        sub = await self._bus.subscribe(TICKS_CHANNEL, type_=Tick, maxsize=100_000)
+        subscribing = self._bus.subscribe(TICKS_CHANNEL, type_=Tick, maxsize=100_000)
+        sub = await self._within(TICKS_CHANNEL, subscribing)
         self._subs.append(sub)
 
         async def loop() -> None:
@@ -216,7 +204,8 @@ class TickConsumer:
 
     async def get_latest_tick(self, symbol: str) -> Tick | None:
         """The newest tick in the symbol's stream, or None when there is none."""
-        entries: Any = await self.client.xrevrange(stream_key(symbol, self._prefix), count=1)
+        latest = self.client.xrevrange(stream_key(symbol, self._prefix), count=1)
+        entries: Any = await self._within("get_latest_tick", latest)
         if not entries:
             return None
         value = decode_value(entries[0][1][FIELD], Tick)
@@ -225,10 +214,10 @@ class TickConsumer:
     async def get_stream_info(self, symbol: str) -> dict[str, Any]:
         """Length, first/last entry ids and the consumer groups (pending, lag) of a stream."""
         key = stream_key(symbol, self._prefix)
-        if not await self.client.exists(key):
+        if not await self._within("get_stream_info", self.client.exists(key)):
             return {"stream": key, "length": 0, "groups": []}
-        info: Any = await self.client.xinfo_stream(key)
-        groups: Any = await self.client.xinfo_groups(key)
+        info: Any = await self._within("get_stream_info", self.client.xinfo_stream(key))
+        groups: Any = await self._within("get_stream_info", self.client.xinfo_groups(key))
 
         def entry_id(entry: Any) -> str | None:
             return _text(entry[0]) if entry else None
@@ -279,6 +268,14 @@ class TickConsumer:
             self._bus = None
 
     # ------------------------------------------------------------------------------ internals
+
+    async def _within(self, what: str, aw: Awaitable[_T]) -> _T:
+        """``await aw``, or TimeoutError once Redis has not answered for ``stall_timeout_s``."""
+        try:
+            async with asyncio.timeout(self._stall_s):
+                return await aw
+        except TimeoutError as exc:
+            raise TimeoutError(f"{what}: no reply from Redis within {self._stall_s:g}s") from exc
 
     def _read_errors(self) -> int:
         subs = sum(s.read_errors for s in self._subs)

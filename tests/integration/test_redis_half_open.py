@@ -3,9 +3,13 @@
 The consumer reaches Redis through a loopback TCP proxy. ``freeze()`` makes every connection
 open at that moment a black hole — the sockets stay open, bytes sent are swallowed, nothing comes
 back — which is what a client holding a connection to a crashed or restarted server (or across a
-dead NAT/firewall entry) sees. Connections made afterwards work. Before the fix a pub/sub
-subscriber waited on such a connection forever and a stream reader for the 30 s socket timeout;
-now each replaces its connection within its stall bound, counts the reconnect and resumes.
+dead NAT/firewall entry) sees. Connections made afterwards work, unless ``new_too`` (a server that
+accepts but does not answer: stopped, paused, stuck) until ``thaw()``.
+
+Before the fix a pub/sub subscriber waited on such a connection forever, a stream reader for the
+30 s socket timeout, and one command to an unresponsive server (``connect()``'s PING) took 11 x
+30 s — redis-py retries a timed-out command 10 times — far past the 300 s test timeout. Now each
+replaces its connection within its stall bound, counts it and resumes, or raises.
 Redis itself is never touched.
 """
 
@@ -36,6 +40,7 @@ class BlackHoleProxy:
     def __init__(self, port: int) -> None:
         self._target = port
         self._frozen: set[int] = set()
+        self._freeze_new = False
         self._pairs: list[tuple[int, asyncio.StreamWriter, asyncio.StreamWriter]] = []
         self._tasks: set[asyncio.Task[None]] = set()
         self._server: asyncio.Server | None = None
@@ -45,14 +50,21 @@ class BlackHoleProxy:
         self._server = await asyncio.start_server(self._accept, "127.0.0.1", 0)
         self.port = self._server.sockets[0].getsockname()[1]
 
-    def freeze(self) -> None:
+    def freeze(self, *, new_too: bool = False) -> None:
         """Every connection open now stops forwarding in both directions (and stays open)."""
         self._frozen.update(pid for pid, _, _ in self._pairs)
+        self._freeze_new = new_too
+
+    def thaw(self) -> None:
+        """Connections made from now on work again (frozen ones stay frozen)."""
+        self._freeze_new = False
 
     async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         up_reader, up_writer = await asyncio.open_connection("127.0.0.1", self._target)
         pid = len(self._pairs)
         self._pairs.append((pid, writer, up_writer))
+        if self._freeze_new:
+            self._frozen.add(pid)
         for src, dst in ((reader, up_writer), (up_reader, writer)):
             task = asyncio.create_task(self._pump(pid, src, dst))
             self._tasks.add(task)
@@ -176,3 +188,44 @@ async def test_half_open_pubsub_probes_and_resubscribes(
     assert heard != [] and heard == [("ITC", s) for s in sent[-len(heard) :]]
     assert stats["reconnects"] >= 1
     assert stats["failures"] == []
+
+
+async def test_half_open_unresponsive_server_connect_raises_within_stall_bound(
+    proxy: BlackHoleProxy, publisher: RedisBus
+) -> None:
+    # Arrange: the server accepts connections but never answers
+    proxy.freeze(new_too=True)
+    consumer = create_redis_consumer(f"redis://127.0.0.1:{proxy.port}/0", stall_timeout_s=STALL_S)
+
+    # Act / Assert: an error, not minutes of silent retries
+    with pytest.raises(TimeoutError, match=r"connect: no reply from Redis within 1\.5s"):
+        await consumer.connect()
+    await consumer.disconnect()
+
+
+async def test_half_open_server_unresponsive_then_back_follower_resumes(
+    proxy: BlackHoleProxy, publisher: RedisBus
+) -> None:
+    # Arrange
+    seen: list[tuple[str, int]] = []
+    consumer = await consumer_via(proxy, publisher, seen)
+    await consumer.subscribe_to_multiple_symbols(["INFY"])
+    await publisher.publish_stream_batch([tick(1, "INFY")])
+    await until(lambda: len(seen) == 1, 10)
+    try:
+        # Act: nothing answers for a while (every read fails, loudly), then the server is back
+        proxy.freeze(new_too=True)
+        await publisher.publish_stream_batch([tick(2, "INFY")])
+        await until(lambda: consumer.stats()["read_errors"] >= 2, 15)
+        failing = consumer.stats()
+        proxy.thaw()
+        await publisher.publish_stream_batch([tick(3, "INFY")])
+        await until(lambda: len(seen) >= 3, 15)
+        stats = consumer.stats()
+    finally:
+        await consumer.disconnect()
+
+    # Assert
+    assert seen == [("INFY", 1), ("INFY", 2), ("INFY", 3)]
+    assert failing["read_errors"] >= 2 and failing["failures"] == []
+    assert stats["reconnects"] >= 1  # counted once the new connection answered

@@ -26,6 +26,8 @@ from typing import Any
 from redis import exceptions as rexc
 from redis.asyncio import Redis
 from redis.asyncio.client import PubSub
+from redis.asyncio.retry import Retry
+from redis.backoff import ExponentialWithJitterBackoff
 
 from tickstream.bus._subscription import BufferedSubscription
 from tickstream.bus.base import BusClosedError, Message, Overflow
@@ -45,6 +47,9 @@ __all__ = ["RedisBus", "RedisSubscription"]
 log = logging.getLogger(__name__)
 
 _CONFIRM_TIMEOUT_S = 10.0
+_REPLY_TIMEOUT_S = 10.0
+# redis-py retries a failed or timed-out command (10 times by default): at most (1 + 3) x 10 s
+_RETRIES = 3
 
 
 class RedisSubscription(BufferedSubscription):
@@ -182,17 +187,20 @@ class RedisBus:
         pubsub_liveness_s: float = 10.0,
     ) -> None:
         # socket_timeout bounds every reply wait (blocking reads use BLOCK <= a few seconds), so a
-        # half-open connection surfaces as an error instead of a hang. Pub/sub waits for messages
-        # without a reply deadline; its liveness probe (see RedisSubscription) bounds it instead.
+        # half-open connection surfaces as an error instead of a hang; fewer retries than
+        # redis-py's 10 keep one command to a server that stopped answering from taking minutes.
+        # Pub/sub waits for messages without a reply deadline; its liveness probe (see
+        # RedisSubscription) bounds it instead.
         if pubsub_liveness_s <= 0:
             raise ValueError(f"pubsub_liveness_s must be > 0, got {pubsub_liveness_s}")
         self.pubsub_liveness_s = pubsub_liveness_s
         self.client: Redis = client or Redis.from_url(
             url,
             socket_connect_timeout=5.0,
-            socket_timeout=30.0,
+            socket_timeout=_REPLY_TIMEOUT_S,
             socket_keepalive=True,
             health_check_interval=15,
+            retry=Retry(ExponentialWithJitterBackoff(cap=1.0, base=0.05), _RETRIES),
         )
         self.stream_prefix = stream_prefix
         self.streams = StreamPublisher(

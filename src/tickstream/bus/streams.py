@@ -97,8 +97,8 @@ class StreamGroupReader:
         info_interval_s: float = 2.0,
         stall_timeout_s: float = 10.0,
     ) -> None:
-        if block_ms < 1:  # BLOCK 0 would wait forever
-            raise ValueError(f"block_ms must be >= 1, got {block_ms}")
+        if block_ms < 1:
+            raise ValueError(f"block_ms must be >= 1 (BLOCK 0 waits forever), got {block_ms}")
         self._client = client
         self.streams = list(streams)
         self.group = group
@@ -111,8 +111,7 @@ class StreamGroupReader:
         self._dead_letter = dead_letter
         self._start_id = start_id
         self._info_interval_s = info_interval_s
-        # a read (its BLOCK included) that takes longer than this is a dead connection
-        self._read_deadline_s = block_ms / 1000 + stall_timeout_s
+        self._read_deadline_s = block_ms / 1000 + stall_timeout_s  # beyond it: a dead connection
         # stream -> cursor while draining our own pending entries; absent once drained
         self._pending: dict[str, str] = {}
         self._next_claim = 0.0

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import random
 from typing import Any, Final
+from urllib.parse import urlsplit
 
 from redis import exceptions as rexc
 
@@ -16,6 +17,7 @@ __all__ = [
     "Backoff",
     "ReconnectCounter",
     "describe_failure",
+    "redact_url",
     "stream_key",
 ]
 
@@ -31,6 +33,15 @@ RETRYABLE: Final = (rexc.ConnectionError, rexc.TimeoutError, rexc.BusyLoadingErr
 
 def stream_key(symbol: str, prefix: str = DEFAULT_PREFIX) -> str:
     return f"{prefix}{symbol}"
+
+
+def redact_url(url: str) -> str:
+    """``url`` without its password (for logs and errors): ``redis://user:***@host:port/0``."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    netloc = parts.netloc.rpartition("@")[2]
+    return parts._replace(netloc=f"{parts.username or ''}:***@{netloc}").geturl()
 
 
 def describe_failure(exc: BaseException, deadline_s: float) -> str:
