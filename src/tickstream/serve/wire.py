@@ -201,30 +201,36 @@ def split_tick_blob(blob: bytes, size: int) -> list[bytes]:
 def ticks_rest_array(blob: bytes) -> bytes:
     """A TickBlob ``blob`` as the JSON array ``[tick_rest_json(t), ...]``, without Tick objects."""
     rows: list[Any] = _decode_rest_ticks(blob)
-    ex_ist = ist_iso_many([r.ts_exchange for r in rows])
-    recv_ist = ist_iso_many([r.ts_recv for r in rows])
-    items: list[Any] = rows
-    for i, r in enumerate(rows):
-        if r.mode is None or r.mode is Mode.LTP:
-            if r.status is Status.STALE:  # tick_json puts the appended mode after the status
-                items[i] = _stale_ltp_item(r, ex_ist[i], recv_ist[i])
-                continue
-            r.mode = Mode.LTP
+    n = len(rows)
+    ist = ist_iso_many([r.ts_exchange for r in rows] + [r.ts_recv for r in rows])
+    ltp, live, stale = Mode.LTP, Status.LIVE, Status.STALE
+    stale_ltp = False
+    for r, ex_ist, recv_ist in zip(rows, ist[:n], ist[n:], strict=True):
+        r.ts_exchange_ist = ex_ist
+        r.ts_recv_ist = recv_ist
+        if r.mode is None:
+            r.mode = ltp
         if r.status is None:
-            r.status = Status.LIVE
-        r.ts_exchange_ist, r.ts_recv_ist = ex_ist[i], recv_ist[i]
-    return encode(items)
+            r.status = live
+        elif r.status is stale and r.mode is ltp:
+            stale_ltp = True
+    if stale_ltp:
+        return encode(
+            [_stale_ltp_item(r) if r.status is stale and r.mode is ltp else r for r in rows]
+        )
+    return encode(rows)
 
 
-def _stale_ltp_item(row: Any, ex_ist: str, recv_ist: str) -> msgspec.Raw:
-    row.mode = None
+def _stale_ltp_item(row: Any) -> msgspec.Raw:
+    """tick_json appends a default mode *after* an encoded STALE status: keep that key order."""
+    ex_ist, recv_ist = row.ts_exchange_ist, row.ts_recv_ist
     tail = f',"mode":"ltp","ts_exchange_ist":"{ex_ist}","ts_recv_ist":"{recv_ist}"}}'
+    row.mode, row.ts_exchange_ist, row.ts_recv_ist = None, "", ""  # defaults: not encoded
     return msgspec.Raw(encode(row)[:-1] + tail.encode())
 
 
-@functools.lru_cache(
-    maxsize=1 << 16
-)  # candle starts repeat: the same minutes, request after request
+# candle starts repeat (the same minutes, request after request): their IST tails are cached
+@functools.lru_cache(maxsize=1 << 16)
 def _start_ist_tail(start_ns: int) -> bytes:
     return f',"start_ist":"{ist_iso(start_ns)}"}}'.encode()
 
