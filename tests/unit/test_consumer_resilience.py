@@ -22,7 +22,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from tickstream.bus.base import Overflow
-from tickstream.bus.redis_bus import RedisSubscription
+from tickstream.bus.redis_bus import RedisBus, RedisSubscription
 from tickstream.bus.streams import StreamGroupReader
 from tickstream.bus.streams_common import FIELD, ReconnectCounter, describe_failure
 from tickstream.consumer import ConsumerError, TickConsumer, redact_url
@@ -262,3 +262,13 @@ def test_redact_url_any_password_never_in_output(password: str) -> None:
     redacted = redact_url(f"redis://user:{password}@db.internal:6379/0")
 
     assert redacted == "redis://user:***@db.internal:6379/0"
+
+
+async def test_redis_bus_client_reply_wait_and_retries_bounded() -> None:
+    # Arrange / Act: no connection is made until a command runs
+    bus = RedisBus("redis://127.0.0.1:1/0")
+    kwargs = bus.client.connection_pool.connection_kwargs
+
+    # Assert: (1 + 3 retries) x 10 s at worst, not redis-py's 11 x the socket timeout
+    assert (kwargs["socket_timeout"], kwargs["retry"].get_retries()) == (10.0, 3)
+    await bus.client.aclose()
