@@ -13,6 +13,9 @@ else in a write (~5 us/tick). Key uniqueness holds because every write to a data
 through one lock (DuckDB lets one process at a time open a file for writing). A file created
 before this change keeps its primary key; the same statement works on it. The payload column is
 zstd-compressed (a third of the size, and checkpoints no longer try every codec on it).
+The file is attached with 8192-row row groups (:func:`_connect`): a write of at least that many
+rows goes to the file as compressed row groups at once, instead of into the WAL and then again,
+compressed, at the next checkpoint (which also rewrote the unfilled last row group every time).
 Candles are upserted (``ON CONFLICT DO UPDATE ... WHERE`` the incoming revision is not older).
 
 History spans hot and cold data: when an archive directory is configured, ``query_ticks`` also
