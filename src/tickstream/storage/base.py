@@ -229,25 +229,31 @@ def candle_row(c: Candle) -> CandleRow:
     )
 
 
+_INTERVALS = {i.value: i for i in Interval}
+
+
 def candle_from_row(row: Sequence[Any]) -> Candle:
-    r = CandleRow(*row)
+    """A :class:`CandleRow`-ordered row as a Candle (unpacked positionally: a candle query's
+    rows are built on the event loop, and the named tuple and ``Interval()`` call doubled this)."""
+    (ex, token, interval, start, symbol, open_, high, low, close, volume, oi, ticks, partial,
+     incomplete, revision, ind) = row  # fmt: skip
     return Candle(
-        exchange=r.exchange,
-        token=r.token,
-        symbol=r.symbol,
-        interval=Interval(r.interval),
-        start=r.start,
-        open=r.open,
-        high=r.high,
-        low=r.low,
-        close=r.close,
-        volume=r.volume,
-        oi=r.oi,
-        ticks=r.ticks,
-        partial=r.partial,
-        incomplete=r.incomplete,
-        revision=r.revision,
-        indicators=None if r.indicators is None else _indicators_decoder.decode(r.indicators),
+        exchange=ex,
+        token=token,
+        symbol=symbol,
+        interval=_INTERVALS.get(interval) or Interval(interval),
+        start=start,
+        open=open_,
+        high=high,
+        low=low,
+        close=close,
+        volume=volume,
+        oi=oi,
+        ticks=ticks,
+        partial=partial,
+        incomplete=incomplete,
+        revision=revision,
+        indicators=None if ind is None else _indicators_decoder.decode(ind),
     )
 
 
