@@ -52,13 +52,19 @@ def _json(obj: Any, status: int = 200) -> Response:
 
 
 def _require(scope: Scope) -> Any:
-    def check(request: Request, key: str | None = Security(_key_header)) -> ApiKey:
+    # async: FastAPI runs a plain-def dependency on its thread pool, and that hop (a worker thread
+    # taking the GIL, then a wake-up of the loop) was most of a small request's overhead while the
+    # WebSocket fan-out is busy. Only a key's first use (scrypt) still goes to a thread.
+    async def check(request: Request, key: str | None = Security(_key_header)) -> ApiKey:
         if key is None:
             auth = request.headers.get("authorization", "")
             key = auth[7:].strip() if auth.lower().startswith("bearer ") else None
         address = request.client.host if request.client else "?"
+        authenticator = _state(request).auth
         try:
-            return _state(request).auth.authenticate(key, scope, address)
+            if not key or authenticator.keys.lookup(key) is not None:  # no scrypt to run
+                return authenticator.authenticate(key, scope, address)
+            return await asyncio.to_thread(authenticator.authenticate, key, scope, address)
         except AuthError as exc:
             headers = {"Retry-After": str(exc.retry_after)} if exc.retry_after else None
             raise HTTPException(exc.status, exc.message, headers=headers) from None
