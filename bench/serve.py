@@ -13,7 +13,11 @@ Rows (each with its latency histogram in ``extra``):
 * ``ws p99 with a stalled client`` — the same clients while one extra client subscribed to all
   500 instruments never reads (it only loses its own oldest messages), beside the p99 without it;
 * ``historical candles p99`` — ``GET /api/v1/historical/candles`` (one day of 1m bars with
-  indicators, HTTP keep-alive) beside the bare ``store.query_candles`` call in the server.
+  indicators, HTTP keep-alive) while ticks flow in (no WebSocket client connected), beside the bare
+  ``store.query_candles`` call in the server. ``extra.idle``: the same with no ticks;
+  ``extra.with_ws_clients``: the same requests, from a separate process, while the 100 clients
+  receive their ticks (the issue's condition), with the clients' tick latency meanwhile in
+  ``extra.ws_during``.
 
 Targets: p99 tick-to-client < 5 ms; historical candles p99 < 20 ms. Both are latencies on a shared
 machine: the host load average is recorded with the results.
@@ -304,6 +308,21 @@ async def measure_ws(
     return lat
 
 
+async def candles_with_ws(
+    port: int, key: str, clients: int, per: int, secs: float, n: int
+) -> tuple[list[float], list[float]]:
+    """Candle requests from a child process (so that this process's WebSocket clients do not
+    delay them) while the clients receive ticks; returns (candle latencies, tick latencies)."""
+    ws = asyncio.create_task(measure_ws(port, key, clients, per, secs, stall=False))
+    await asyncio.sleep(min(1.5, secs / 2))  # the clients are connected and receiving
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, __file__, "--candles-client", str(port), key, str(n),
+        stdout=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    out, _ = await proc.communicate()
+    return json.loads(out), await ws
+
+
 async def measure_candles(port: int, key: str, n: int) -> list[float]:
     import httpx
 
@@ -416,12 +435,18 @@ async def parent_main(quick: bool, clients: int, per: int) -> None:
         ours = await measure_ws(info["ports"]["a"], info["key"], clients, per, secs, stall=False)
         stalled = await measure_ws(info["ports"]["a"], info["key"], clients, per, secs, stall=True)
         candles = await measure_candles(info["ports"]["a"], info["key"], 30 if quick else 300)
+        with_ws: tuple[list[float], list[float]] | None = None
+        if not quick:  # (a process start and 8 s more: not within --quick's budget)
+            with_ws = await candles_with_ws(info["ports"]["a"], info["key"], clients, per, 8.0, 200)
         command(proc, "go b")
         base = await measure_ws(info["ports"]["b"], info["key"], clients, per, secs, stall=False)
     finally:
         report = stop_child(proc)
     results = build_results(ours, stalled, base, candles, info["direct_ms"], report)
     results[2].extra["idle"] = histogram(idle)  # the same requests with no ticks flowing
+    if with_ws is not None:
+        results[2].extra["with_ws_clients"] = histogram(with_ws[0])
+        results[2].extra["ws_during"] = histogram(with_ws[1])
     results[0].notes = (
         f"{clients} clients x {per} of {N_INSTRUMENTS} instruments; " + results[0].notes
     )
@@ -435,7 +460,12 @@ def main() -> None:
     p.add_argument("--per-client", type=int, default=5, help="instruments per client")
     p.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     p.add_argument("--dir", type=Path, default=None, help=argparse.SUPPRESS)
+    p.add_argument("--candles-client", nargs=3, default=None, help=argparse.SUPPRESS)
     args = p.parse_args()
+    if args.candles_client:
+        port, key, n = args.candles_client
+        print(json.dumps(asyncio.run(measure_candles(int(port), key, int(n)))))
+        return
     if args.child:
         os.environ.pop("TICKSTREAM_PORT", None)
         asyncio.run(child_main(args.dir, args.quick))
