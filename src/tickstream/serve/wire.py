@@ -137,7 +137,7 @@ def _civil(days: npt.NDArray[np.int64]) -> list[npt.NDArray[np.int64]]:
 
 
 def ist_iso_many(ts_ns: Sequence[int]) -> list[str]:
-    """``[ist_iso(t) for t in ts_ns]``, computed as whole numpy columns (~0.1 us per time)."""
+    """``[ist_iso(t) for t in ts_ns]``, computed as whole numpy columns (~0.2 us per time)."""
     try:
         raw = np.asarray(ts_ns, dtype=np.int64)
     except OverflowError:  # beyond int64: not a stored time, but ist_iso can still print it
@@ -237,17 +237,10 @@ def _start_ist_tail(start_ns: int) -> bytes:
 
 def candles_rest_array(candles: Sequence[Candle], *, indicators: bool = True) -> bytes:
     """``[candle_rest_json(c, indicators=...), ...]`` as one JSON array (~1 us per candle)."""
-    replace = msgspec.structs.replace
-    return (
-        b"["
-        + b",".join(
-            [
-                encode(c if indicators or c.indicators is None else replace(c, indicators=None))[
-                    :-1
-                ]
-                + _start_ist_tail(c.start)
-                for c in candles
-            ]
-        )
-        + b"]"
-    )
+
+    def item(c: Candle) -> bytes:
+        if not indicators and c.indicators is not None:
+            c = msgspec.structs.replace(c, indicators=None)
+        return encode(c)[:-1] + _start_ist_tail(c.start)
+
+    return b"[" + b",".join([item(c) for c in candles]) + b"]"
