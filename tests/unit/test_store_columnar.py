@@ -1,13 +1,26 @@
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+from pathlib import Path
+
 import msgspec
 import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from tickstream.model import Tick
-from tickstream.storage.base import TICK_COLUMNS, tick_columns, tick_id_of, tick_rows
+from tickstream.storage.base import (
+    CANDLE_COLUMNS,
+    TICK_COLUMNS,
+    candle_row,
+    tick_columns,
+    tick_id_of,
+    tick_rows,
+)
 from tickstream.storage.columnar import (
+    candle_table,
     encode_ticks,
     first_of_each_key,
     key_order,
@@ -16,7 +29,7 @@ from tickstream.storage.columnar import (
     unique_tick_records,
 )
 
-from conformance.store_suite import make_tick
+from conformance.store_suite import make_candle, make_tick
 
 
 def _batch(indexes: list[int], bare: bool) -> list[Tick]:
@@ -95,3 +108,56 @@ def test_columnar_key_order_sorts_exchange_then_token_then_times() -> None:
         make_tick(0, exchange="BSE", token=99),
     ]
     assert key_order(ticks, encode_ticks(ticks).tick_ids).tolist() == [3, 2, 1, 0]
+
+
+@settings(max_examples=30, deadline=None)
+@given(st.lists(st.booleans(), min_size=1, max_size=70))
+def test_columnar_tick_table_nulls_anywhere_and_non_ascii_equal_tick_columns(
+    bare: list[bool],
+) -> None:
+    ticks = [
+        make_tick(i, seq=None, ltp=None, volume=None, source="réplay·β") if b else make_tick(i)
+        for i, b in enumerate(bare)
+    ]
+    table = tick_table(ticks)
+    assert [table.column(c).to_pylist() for c in TICK_COLUMNS] == list(tick_columns(ticks))
+
+
+def test_columnar_store_write_does_not_import_pandas(tmp_path: Path) -> None:
+    script = (
+        "import asyncio, sys\n"
+        "from tickstream.storage.duckdb_store import DuckDBStore\n"
+        "from conformance.store_suite import make_candle, make_tick\n"
+        "async def main():\n"
+        f"    s = DuckDBStore({str(tmp_path / 't.duckdb')!r})\n"
+        "    await s.open()\n"
+        "    n = await s.write_ticks([make_tick(i) for i in range(50)])\n"
+        "    n += await s.write_candles([make_candle(i) for i in range(5)])\n"
+        "    await s.close()\n"
+        "    print(n, 'pandas' in sys.modules)\n"
+        "asyncio.run(main())\n"
+    )
+    tests_dir = Path(__file__).resolve().parents[1]
+    out = subprocess.run(
+        [sys.executable, "-c", script],
+        capture_output=True, text=True, check=True, cwd=tests_dir,
+        env={**os.environ, "PYTHONPATH": str(tests_dir)},
+    )  # fmt: skip
+    assert out.stdout.split() == ["55", "False"]
+
+
+@settings(max_examples=30, deadline=None)
+@given(st.lists(st.tuples(st.booleans(), st.booleans()), min_size=1, max_size=40))
+def test_columnar_candle_table_any_rows_equal_pyarrow_from_pylist(
+    flags: list[tuple[bool, bool]],
+) -> None:
+    candles = [
+        make_candle(i, oi=None, indicators=None, partial=p)
+        if bare
+        else make_candle(i, oi=500 + i, partial=p)
+        for i, (bare, p) in enumerate(flags)
+    ]
+    rows = [candle_row(c) for c in candles]
+    table = candle_table(rows)
+    assert tuple(table.column_names) == CANDLE_COLUMNS
+    assert table.to_pylist() == [r._asdict() for r in rows]

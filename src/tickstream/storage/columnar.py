@@ -23,10 +23,13 @@ import numpy.typing as npt
 import pyarrow as pa
 
 from tickstream.model import Tick
+from tickstream.storage.base import CandleRow
 
 __all__ = [
+    "CANDLE_ARROW_SCHEMA",
     "TICK_ARROW_SCHEMA",
     "EncodedTicks",
+    "candle_table",
     "encode_ticks",
     "first_of_each_key",
     "key_order",
@@ -55,6 +58,11 @@ TICK_ARROW_SCHEMA = pa.schema(
         ("payload", pa.large_binary()),
     ]
 )
+_I, _F, _S, _B = pa.int64(), pa.float64(), pa.string(), pa.bool_()
+CANDLE_ARROW_SCHEMA = pa.schema(  # CandleRow's fields, in order
+    list(zip(CandleRow._fields, (_S, _I, _S, _I, _S, _F, _F, _F, _F, _I, _I, _I, _B, _B, _I, _S),
+             strict=True))
+)  # fmt: skip
 
 
 class EncodedTicks(NamedTuple):
@@ -87,21 +95,91 @@ def _payload_array(enc: EncodedTicks) -> pa.Array:
 
 
 def tick_table(ticks: Sequence[Tick], enc: EncodedTicks | None = None) -> pa.Table:
-    """The batch as an Arrow table with the columns (and values) of ``tick_columns``."""
+    """The batch as an Arrow table with the columns (and values) of ``tick_columns``.
+
+    The arrays are built from buffers, not ``pa.array(list)``: that call imports pandas when it
+    is installed (to test for pandas objects), ~45 MB of RSS in a process that never uses it.
+    """
     enc = encode_ticks(ticks) if enc is None else enc
+    n = len(ticks)
     arrays = [
-        pa.array([t.exchange for t in ticks], pa.string()),
-        pa.array([t.token for t in ticks], pa.int64()),
-        pa.array([t.ts_exchange for t in ticks], pa.int64()),
-        pa.array([t.ts_recv for t in ticks], pa.int64()),
-        pa.array(enc.tick_ids, pa.int64()),
-        pa.array([t.source for t in ticks], pa.string()),
-        pa.array([t.seq for t in ticks], pa.int64()),
-        pa.array([t.ltp for t in ticks], pa.float64()),
-        pa.array([t.volume for t in ticks], pa.int64()),
+        _strings([t.exchange for t in ticks], n),
+        _int64([t.token for t in ticks], n),
+        _int64([t.ts_exchange for t in ticks], n),
+        _int64([t.ts_recv for t in ticks], n),
+        pa.Array.from_buffers(pa.int64(), n, [None, pa.py_buffer(enc.tick_ids)]),
+        _strings([t.source for t in ticks], n),
+        _int64([t.seq for t in ticks], n),
+        _float64([t.ltp for t in ticks], n),
+        _int64([t.volume for t in ticks], n),
         _payload_array(enc),
     ]
     return pa.Table.from_arrays(arrays, schema=TICK_ARROW_SCHEMA)
+
+
+def candle_table(rows: Sequence[CandleRow]) -> pa.Table:
+    """Candle rows as an Arrow table in ``CANDLE_COLUMNS`` order (built without pandas)."""
+    n = len(rows)
+    cols = list(zip(*rows, strict=True)) if rows else [()] * len(CANDLE_ARROW_SCHEMA)
+    build = {pa.int64(): _int64, pa.float64(): _float64, pa.string(): _strings, pa.bool_(): _bools}
+    arrays = [build[f.type](list(c), n) for f, c in zip(CANDLE_ARROW_SCHEMA, cols, strict=True)]
+    return pa.Table.from_arrays(arrays, schema=CANDLE_ARROW_SCHEMA)
+
+
+def _validity(values: list[Any], n: int, fill: Any = 0) -> tuple[pa.Buffer | None, list[Any]]:
+    """(validity bitmap or None when nothing is null, the values with nulls replaced by fill)."""
+    if None not in values:
+        return None, values
+    if values.count(None) == n:  # a column the source never fills (Kite has no seq)
+        return pa.py_buffer(bytes((n + 7) // 8)), [fill] * n
+    objects = np.array(values, dtype=object)
+    valid = objects != None  # noqa: E711  (elementwise: numpy compares each object with None)
+    objects[~valid] = fill
+    return pa.py_buffer(np.packbits(valid.astype(np.bool_), bitorder="little")), objects.tolist()
+
+
+def _int64(values: list[Any], n: int) -> pa.Array:
+    if values and values[0] is not None:
+        try:  # the usual case, no nulls: one C-level conversion
+            return _from_numpy(pa.int64(), None, np.array(values, dtype=np.int64))
+        except TypeError:  # a None further on
+            pass
+    bitmap, filled = _validity(values, n)
+    return _from_numpy(pa.int64(), bitmap, np.array(filled, dtype=np.int64))
+
+
+def _float64(values: list[Any], n: int) -> pa.Array:
+    data = np.array(values, dtype=np.float64)  # None becomes NaN here, so NaN is checked exactly
+    if not np.isnan(data).any():
+        return _from_numpy(pa.float64(), None, data)
+    bitmap, filled = _validity(values, n)
+    return _from_numpy(pa.float64(), bitmap, np.array(filled, dtype=np.float64))
+
+
+def _from_numpy(type_: pa.DataType, bitmap: pa.Buffer | None, data: npt.NDArray[Any]) -> pa.Array:
+    return pa.Array.from_buffers(type_, len(data), [bitmap, pa.py_buffer(data)])
+
+
+def _bools(values: list[Any], n: int) -> pa.Array:
+    bitmap, filled = _validity(values, n, False)
+    bits = np.packbits(np.array(filled, dtype=np.bool_), bitorder="little")
+    return pa.Array.from_buffers(pa.bool_(), n, [bitmap, pa.py_buffer(bits)])
+
+
+def _strings(values: list[Any], n: int) -> pa.Array:
+    """A ``string`` array, dictionary-built: one small dictionary, an int32 code per row."""
+    bitmap, filled = _validity(values, n, "")
+    words = list(dict.fromkeys(filled))
+    index = {w: i for i, w in enumerate(words)}
+    codes = np.array(list(map(index.__getitem__, filled)), dtype=np.int32)
+    utf8 = [w.encode() for w in words]
+    offsets = np.zeros(len(words) + 1, dtype=np.int32)
+    np.cumsum(np.array([len(b) for b in utf8], dtype=np.int32), out=offsets[1:])
+    dictionary = pa.Array.from_buffers(
+        pa.string(), len(words), [None, pa.py_buffer(offsets), pa.py_buffer(b"".join(utf8))]
+    )
+    indices = pa.Array.from_buffers(pa.int32(), n, [bitmap, pa.py_buffer(codes)])
+    return pa.DictionaryArray.from_arrays(indices, dictionary).dictionary_decode()
 
 
 def tick_records(ticks: Sequence[Tick]) -> list[tuple[Any, ...]]:

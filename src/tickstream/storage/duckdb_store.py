@@ -56,7 +56,13 @@ from tickstream.storage.base import (
     ticks_from_blob,
     ticks_from_payloads,
 )
-from tickstream.storage.columnar import encode_ticks, first_of_each_key, payload_blob, tick_table
+from tickstream.storage.columnar import (
+    candle_table,
+    encode_ticks,
+    first_of_each_key,
+    payload_blob,
+    tick_table,
+)
 from tickstream.storage.sql import INSTRUMENT_SEARCH, latest_candles
 
 __all__ = ["DuckDBStore"]
@@ -351,7 +357,7 @@ class DuckDBStore:
 
     def _write_candles_sync(self, candles: Sequence[Candle]) -> int:
         rows = [candle_row(c) for c in latest_candles(candles)]
-        table = pa.Table.from_pylist([r._asdict() for r in rows])
+        table = candle_table(rows)
         con = self._db
         con.register("_candle_batch", table)
         try:
