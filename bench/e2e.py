@@ -108,6 +108,70 @@ def rss_mb() -> tuple[float, float]:
     return fields.get("VmRSS", 0.0), fields.get("VmHWM", 0.0)
 
 
+_MALLINFO2_FIELDS = ("arena", "ordblks", "smblks", "hblks", "hblkhd", "usmblks", "fsmblks",
+                     "uordblks", "fordblks", "keepcost")  # fmt: skip
+
+
+def native_split(asm: Any) -> dict[str, Any]:
+    """Where the RSS outside the Python heap lives: RSS kinds, glibc malloc, DuckDB, Arrow."""
+    import ctypes
+
+    import pyarrow as pa
+
+    kinds = {}
+    for line in Path("/proc/self/status").read_text().splitlines():
+        key, _, value = line.partition(":")
+        if key in ("RssAnon", "RssFile", "RssShmem", "Threads"):
+            kinds[key] = int(value.split()[0]) / (1024 if key != "Threads" else 1)
+
+    class MallInfo2(ctypes.Structure):
+        _fields_ = [(n, ctypes.c_size_t) for n in _MALLINFO2_FIELDS]
+
+    libc = ctypes.CDLL("libc.so.6")
+    libc.mallinfo2.restype = MallInfo2
+    mi = libc.mallinfo2()
+    out: dict[str, Any] = {k: round(v, 1) for k, v in kinds.items()}
+    out["glibc_heap_mb"] = round(mi.arena / 2**20, 1)  # main + thread arenas (sbrk + arena mmaps)
+    out["glibc_in_use_mb"] = round((mi.uordblks + mi.hblkhd) / 2**20, 1)
+    out["glibc_free_in_arenas_mb"] = round(mi.fordblks / 2**20, 1)
+    out["glibc_mmapped_mb"] = round(mi.hblkhd / 2**20, 1)
+    out["pymalloc_arenas_mb"] = _pymalloc_arenas_mb()
+    out["arrow_pool"] = pa.default_memory_pool().backend_name
+    out["arrow_allocated_mb"] = round(pa.total_allocated_bytes() / 2**20, 1)
+    db = getattr(asm.store, "_db", None)
+    if db is not None:
+        with contextlib.suppress(Exception):
+            rows = db.execute("SELECT tag, memory_usage_bytes FROM duckdb_memory()").fetchall()
+            out["duckdb_mb"] = {t: round(b / 2**20, 1) for t, b in rows if b}
+    libc.malloc_trim(0)  # what glibc gives back when asked: its retained free memory
+    out["rss_after_malloc_trim_mb"] = round(rss_mb()[0], 1)
+    return out
+
+
+def _pymalloc_arenas_mb() -> float:
+    """Bytes in pymalloc's arenas (small Python objects), from sys._debugmallocstats()."""
+    import ctypes
+    import re
+
+    with tempfile.TemporaryFile("w+") as f:
+        saved = os.dup(2)
+        os.dup2(f.fileno(), 2)
+        try:
+            sys._debugmallocstats()
+            ctypes.CDLL("libc.so.6").fflush(None)  # C stdio buffers stderr into the temp file
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+        f.seek(0)
+        text = f.read()
+    found = re.search(r"# bytes in allocated blocks\s*=\s*([\d,]+)", text)
+    arenas = re.search(r"# arenas allocated current\s*=\s*([\d,]+)", text)
+    size = re.search(r"(\d+) arenas \* (\d+) bytes/arena", text)
+    if arenas and size:
+        return round(int(arenas.group(1).replace(",", "")) * int(size.group(2)) / 2**20, 1)
+    return round(int(found.group(1).replace(",", "")) / 2**20, 1) if found else -1.0
+
+
 def cpu_s() -> float:
     """CPU seconds (user + system, all threads) this process has used."""
     import resource
@@ -214,6 +278,7 @@ async def child_main(cfg: dict[str, Any]) -> None:
         out["rss_checkpoints"] = checkpoints
         if cfg.get("tracemalloc"):
             out["tracemalloc"] = _heap_top()
+        out["native"] = native_split(asm)
         path = Path(cfg["data_dir"]) / "sends.npz"
         np.savez(path, **stamps.arrays())
         out["sends"] = str(path)
@@ -240,7 +305,9 @@ def _heap_top(n: int = 15) -> dict[str, Any]:
             frames = [f"{f.filename.split('site-packages/')[-1].replace(root + '/', '')}:{f.lineno}"
                       for f in list(d.traceback)[:4]]  # fmt: skip
             growth.append((" <- ".join(frames), round(d.size_diff / 2**20, 1)))
+    current, peak = tracemalloc.get_traced_memory()
     return {"traced_mb": round(sum(s.size for s in stats) / 2**20, 1), "top": top,
+            "traced_now_mb": round(current / 2**20, 1), "traced_peak_mb": round(peak / 2**20, 1),
             "growth_during_run": growth}  # fmt: skip
 
 
@@ -605,18 +672,31 @@ async def memory_row(args: argparse.Namespace) -> Result:
 
 
 async def memory_profile(args: argparse.Namespace) -> None:
-    """RSS of the 9,000-instrument stack split into traced Python heap and the rest (native)."""
+    """RSS of the 9,000-instrument stack split into traced Python heap and the rest (native).
+
+    ``--memory-store postgres`` runs the same stack with the store on PostgreSQL (a scratch
+    database), so DuckDB is not in the process: the difference attributes DuckDB's share.
+    """
     seconds = timings(args.quick)["memory"]
-    with tempfile.TemporaryDirectory(prefix="e2e-") as tmp:
+    services = services_env() if args.memory_store == "postgres" else None
+    async with contextlib.AsyncExitStack() as stack:
+        tmp = stack.enter_context(tempfile.TemporaryDirectory(prefix="e2e-"))
         cfg = {"n": 9000, "step_ms": 1000.0, "speed": 60.0, "data_dir": tmp, "drain_s": 0.0,
                "phases": [(9000 * 0.95, seconds)], "tracemalloc": True}  # fmt: skip
+        if services is not None:
+            dsn = await stack.enter_async_context(bench_database(services["DATABASE_URL"]))
+            cfg["services"] = {"DATABASE_URL": dsn}
         out, _ = await run_child(cfg, clients=False)
     rss = out["phases"][0]["samples"][-1][2]
     heap = out["tracemalloc"]
-    print(json.dumps({"rss_mb": rss, "checkpoints_mb": out["rss_checkpoints"],
+    print(json.dumps({"store": args.memory_store, "rss_mb": rss,
+                      "checkpoints_mb": out["rss_checkpoints"],
                       "python_heap_traced_mb": heap["traced_mb"],
+                      "python_heap_traced_peak_mb": heap["traced_peak_mb"],
                       "native_and_untraced_mb": round(rss - heap["traced_mb"], 1),
-                      "top_files_mb": heap["top"],
+                      "rss_and_backlog_series": [(round(x[2]), x[1])
+                                                 for x in out["phases"][0]["samples"]],
+                      "native": out["native"], "top_files_mb": heap["top"],
                       "growth_during_run_mb": heap["growth_during_run"]}, indent=1))  # fmt: skip
 
 
@@ -683,6 +763,10 @@ def main() -> None:
     ap.add_argument(
         "--memory-profile", action="store_true",
         help="only the 9,000-instrument RSS row, with a tracemalloc split of the Python heap",
+    )  # fmt: skip
+    ap.add_argument(
+        "--memory-store", choices=("duckdb", "postgres"), default="duckdb",
+        help="with --memory-profile: the store the stack runs on",
     )  # fmt: skip
     ap.add_argument("--child", help=argparse.SUPPRESS)
     args = ap.parse_args()
