@@ -33,6 +33,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import gc
 import json
 import math
 import os
@@ -256,6 +257,10 @@ async def build(cfg: dict[str, Any], stamps: Stamps) -> Any:
     asm.sim.faults.set(burst_factor=1e-12, burst_seconds=1e6)  # quiet until "go"
     checkpoints["built (simulator market included)"] = rss_mb()[0]
     await asm.runtime.start()
+    if not os.environ.get("BENCH_NO_GC_FREEZE"):  # as Runtime.run does in tickstream run
+        from tickstream.runtime import freeze_startup_heap
+
+        freeze_startup_heap()
     await asyncio.sleep(0.5)
     checkpoints["started, feed subscribed"] = rss_mb()[0]
     return asm, key, checkpoints
@@ -283,6 +288,7 @@ async def child_main(cfg: dict[str, Any]) -> None:
         np.savez(path, **stamps.arrays())
         out["sends"] = str(path)
     finally:
+        gc.unfreeze()  # before the objects go: nanobind (DuckDB) reports frozen ones as leaks
         await asm.runtime.stop()
     print(json.dumps(out), flush=True)
 

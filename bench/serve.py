@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import json
 import os
 import socket
@@ -82,10 +83,15 @@ async def child_main(data_dir: Path, quick: bool) -> None:
         await server.start()
         servers[name] = (bus, app, server)
     direct = await _direct_candles(store, insts[:CANDLE_INSTRUMENTS], 30 if quick else 300)
+    if not os.environ.get("BENCH_NO_GC_FREEZE"):  # as Runtime.run does in tickstream serve/run
+        from tickstream.runtime import freeze_startup_heap
+
+        freeze_startup_heap()
     ports = {name: srv.port for name, (_, _, srv) in servers.items()}
     print(json.dumps({"ports": ports, "key": key, "direct_ms": direct}), flush=True)
     report = await _serve_commands(servers, ticks)
     print(json.dumps(report), flush=True)
+    gc.unfreeze()  # before the objects go: nanobind (DuckDB) reports frozen ones as leaks
     for _, _, server in servers.values():
         await server.stop()
     await store.close()

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 import signal
 import time
@@ -98,6 +99,7 @@ class Runtime:
                 loop.add_signal_handler(sig, self.request_stop, signal.Signals(sig).name)
         try:
             await self.start()
+            freeze_startup_heap()
             log.info("running: %s", ", ".join(c.name for c in self._started) or "nothing")
             waiters: list[asyncio.Future[object]] = [asyncio.ensure_future(self._stop.wait())]
             if until is not None:
@@ -109,8 +111,21 @@ class Runtime:
                 if not d.cancelled() and d.exception() is not None:
                     log.error("component failed: %r", d.exception())
         finally:
+            gc.unfreeze()
             clean = await self.stop()
             for sig in (signal.SIGINT, signal.SIGTERM):
                 with contextlib.suppress(NotImplementedError, RuntimeError):
                     loop.remove_signal_handler(sig)
         return clean
+
+
+def freeze_startup_heap() -> int:
+    """Collect once, then move every object alive after start-up out of the collector's view.
+
+    Instrument masters, the app, the pipeline's per-instrument state: tens of thousands of
+    long-lived objects that every full collection would otherwise walk again, on the event loop,
+    pausing ticks and requests for tens of milliseconds each time. Returns how many are frozen.
+    """
+    gc.collect()
+    gc.freeze()
+    return gc.get_freeze_count()
