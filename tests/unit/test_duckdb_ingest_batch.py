@@ -1,4 +1,4 @@
-"""DuckDB file store: large batches are written as whole row groups (no WAL round trip), and the
+"""DuckDB file store: large batches (several vectors and row groups) store each tick once, and the
 file-backed store behaves exactly like the in-memory one (the whole conformance suite)."""
 
 from __future__ import annotations
@@ -13,12 +13,11 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from tickstream.model import Tick
-from tickstream.storage.columnar import encode_ticks
-from tickstream.storage.duckdb_store import _ROW_GROUP_ROWS, DuckDBStore
+from tickstream.storage.duckdb_store import DuckDBStore
 
 from conformance.store_suite import StoreConformance, all_ticks, make_tick
 
-# Three full row groups and a partial one
+_ROW_GROUP_ROWS = 8_192  # a batch size that spans several DuckDB vectors and row-group boundaries
 LARGE = 3 * _ROW_GROUP_ROWS + 50
 
 
@@ -38,55 +37,10 @@ def _ticks(n: int, start: int = 0) -> list[Tick]:
     return [make_tick(i) for i in range(start, start + n)]
 
 
-def _wal_bytes(path: Path) -> int:
-    wal = path.with_name(path.name + ".wal")
-    return wal.stat().st_size if wal.exists() else 0
-
-
-async def test_duckdb_file_large_batch_bypasses_wal_and_reads_back_equal(tmp_path: Path) -> None:
-    # Arrange
-    path = tmp_path / "large.duckdb"
-    ticks = _ticks(LARGE)
-    payload_bytes = len(encode_ticks(ticks).blob)
-    store = DuckDBStore(path)
-    await store.open()
-    try:
-        # Act
-        inserted = await store.write_ticks(ticks)
-        wal = _wal_bytes(path)
-        stored = await all_ticks(store, limit=LARGE + 1)
-    finally:
-        await store.close()
-    # Assert: the rows went to the file as row groups; the WAL holds only their pointers
-    assert inserted == LARGE
-    assert wal < payload_bytes // 20
-    assert stored == ticks
-
-
-async def test_duckdb_file_large_batch_row_groups_hold_at_most_row_group_rows(
-    tmp_path: Path,
-) -> None:
-    # Arrange
-    path = tmp_path / "groups.duckdb"
-    store = DuckDBStore(path)
-    await store.open()
-    try:
-        # Act
-        await store.write_ticks(_ticks(LARGE))
-        groups = store._db.execute(
-            "SELECT row_group_id, max(count) FROM pragma_storage_info('ticks')"
-            " WHERE column_name = 'tick_id' GROUP BY ALL ORDER BY 1"
-        ).fetchall()
-    finally:
-        await store.close()
-    # Assert
-    assert [rows for _, rows in groups] == [_ROW_GROUP_ROWS] * 3 + [50]
-
-
 async def test_duckdb_file_large_batch_redelivered_returns_zero_and_stores_once(
     tmp_path: Path,
 ) -> None:
-    # Arrange: a batch that is written as row groups, then half of it again plus new ticks
+    # Arrange: a large batch, then half of it again plus new ticks
     path = tmp_path / "redeliver.duckdb"
     first, overlap = _ticks(LARGE), _ticks(LARGE, start=LARGE // 2)
     store = DuckDBStore(path)

@@ -13,9 +13,9 @@ else in a write (~5 us/tick). Key uniqueness holds because every write to a data
 through one lock (DuckDB lets one process at a time open a file for writing). A file created
 before this change keeps its primary key; the same statement works on it. The payload column is
 zstd-compressed (a third of the size, and checkpoints no longer try every codec on it).
-The file is attached with 8192-row row groups (:func:`_connect`): a write of at least that many
-rows goes to the file as compressed row groups at once, instead of into the WAL and then again,
-compressed, at the next checkpoint (which also rewrote the unfilled last row group every time).
+The default row group size is kept on purpose: 8192-row groups (an ATTACH option) wrote large
+batches straight to the file for ~20% less ingest CPU, but made the replay's keyset page reads
+~30% slower (bench/replay.py), so they were measured and reverted.
 Candles are upserted (``ON CONFLICT DO UPDATE ... WHERE`` the incoming revision is not older).
 
 History spans hot and cold data: when an archive directory is configured, ``query_ticks`` also
@@ -28,7 +28,6 @@ S3 archive is read with :func:`tickstream.storage.archive.read_archive`.
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import logging
 import threading
 from collections.abc import AsyncIterator, Callable, Sequence
@@ -111,9 +110,6 @@ WHERE NOT EXISTS (
       AND t.ts_exchange = b.ts_exchange AND t.tick_id = b.tick_id AND t.ts_recv = b.ts_recv
       AND t.token = b.token AND t.exchange = b.exchange)
 """
-# Row group size of the store's rows (see _connect): a transaction that fills one is written
-# straight to the file, compressed, instead of into the WAL and again at the next checkpoint.
-_ROW_GROUP_ROWS = 8_192
 # One writer lock per database file in this process (":memory:" databases are private).
 _FILE_LOCKS: dict[str, threading.Lock] = {}
 _FILE_LOCKS_GUARD = threading.Lock()
@@ -178,28 +174,6 @@ _INSTRUMENT_UPSERT = (
 _SCAN_START = ("", -(2**63), -(2**63), -(2**63), -(2**63))
 
 
-def _connect(path: str) -> duckdb.DuckDBPyConnection:
-    """A connection to the database file ``path`` with ``_ROW_GROUP_ROWS`` row groups.
-
-    The row group size is an ATTACH option (not stored in the file), so the file is attached to a
-    named in-memory database, one per file: connections of this process to the same name share
-    one DuckDB instance, as ``duckdb.connect(path)`` would. Rows already in the file keep their
-    row groups; what a query returns does not depend on the size."""
-    if path == ":memory:":
-        return duckdb.connect(path)
-    resolved = str(Path(path).resolve())
-    name = hashlib.sha256(resolved.encode()).hexdigest()[:24]
-    con = duckdb.connect(f":memory:tickstream_{name}")
-    try:
-        quoted = "'" + resolved.replace("'", "''") + "'"
-        con.execute(f"ATTACH IF NOT EXISTS {quoted} AS store (ROW_GROUP_SIZE {_ROW_GROUP_ROWS})")
-        con.execute("USE store")
-    except BaseException:
-        con.close()
-        raise
-    return con
-
-
 def _first_key(start_ns: int, limit: int, after: str | None) -> TickKey:
     """The keyset position a page starts after. (start - 1, *, *) sorts before every row at or
     after start: the first page needs no special case in the keyset condition."""
@@ -241,7 +215,7 @@ class DuckDBStore:
         if self.path != ":memory:":
             Path(self.path).parent.mkdir(parents=True, exist_ok=True)
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="duckdb")
-        self._con = await self._run(_connect, self.path)
+        self._con = await self._run(duckdb.connect, self.path)
         await self._run(self._db.execute, _SCHEMA)
         log.info("duckdb store open at %s", self.path)
 
