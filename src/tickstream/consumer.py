@@ -250,9 +250,7 @@ class TickConsumer:
         self._raise_failure()
 
     async def disconnect(self) -> None:
-        for task in self._tasks:
-            task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await self._stop_tasks()
         self._tasks.clear()
         self._symbols.clear()
         self._closed_reconnects = self.reconnects
@@ -268,6 +266,23 @@ class TickConsumer:
             self._bus = None
 
     # ------------------------------------------------------------------------------ internals
+
+    async def _stop_tasks(self) -> None:
+        """Cancel the reader tasks and wait for them, asking again while any is still running
+        (a cancel that races a read's own deadline can be absorbed); bounded by the stall time."""
+        pending = set(self._tasks)
+        loop = asyncio.get_running_loop()
+        give_up = loop.time() + self._stall_s
+        while pending:
+            for task in pending:
+                task.cancel()
+            _, pending = await asyncio.wait(pending, timeout=0.5)
+            if pending and loop.time() >= give_up:
+                log.error(
+                    "tick consumer %s: %d reader task(s) did not stop within %gs; left cancelled",
+                    self._name, len(pending), self._stall_s,
+                )  # fmt: skip
+                return
 
     async def _within(self, what: str, aw: Awaitable[_T]) -> _T:
         """``await aw``, or TimeoutError once Redis has not answered for ``stall_timeout_s``."""

@@ -9,6 +9,7 @@ does not decode (skipped, counted), and URL redaction for logs.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 import weakref
 from collections import deque
@@ -272,3 +273,54 @@ async def test_redis_bus_client_reply_wait_and_retries_bounded() -> None:
     # Assert: (1 + 3 retries) x 10 s at worst, not redis-py's 11 x the socket timeout
     assert (kwargs["socket_timeout"], kwargs["retry"].get_retries()) == (10.0, 3)
     await bus.client.aclose()
+
+
+async def test_consumer_disconnect_reader_absorbing_a_cancel_still_stopped() -> None:
+    # Arrange: a reader whose first cancel is absorbed (as when it races the read's own deadline)
+    consumer = TickConsumer("redis://127.0.0.1:1/0")
+    cancels: list[int] = []
+
+    async def absorbs_first_cancel() -> None:
+        try:
+            await asyncio.sleep(3600)
+        except asyncio.CancelledError:
+            cancels.append(1)
+        await asyncio.sleep(3600)  # carries on reading, as a retry loop would
+
+    consumer._spawn(absorbs_first_cancel(), "reader")
+    await asyncio.sleep(0)
+    task = consumer._tasks[0]
+
+    # Act
+    await asyncio.wait_for(consumer.disconnect(), timeout=5)
+
+    # Assert: asked again, and stopped
+    assert cancels == [1]
+    assert task.cancelled()
+    assert consumer._tasks == []
+
+
+async def test_consumer_disconnect_reader_ignoring_cancels_gives_up_after_stall_bound(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # Arrange: a reader that never stops; disconnect must still return
+    consumer = TickConsumer("redis://127.0.0.1:1/0", consumer_name="c9", stall_timeout_s=0.6)
+    stop = asyncio.Event()
+
+    async def never_stops() -> None:
+        while not stop.is_set():
+            with contextlib.suppress(asyncio.CancelledError):
+                await asyncio.sleep(3600)
+
+    consumer._spawn(never_stops(), "stubborn")
+    await asyncio.sleep(0)
+    task = consumer._tasks[0]
+
+    # Act
+    await asyncio.wait_for(consumer.disconnect(), timeout=5)
+    stop.set()
+    task.cancel()
+    await task
+
+    # Assert
+    assert "tick consumer c9: 1 reader task(s) did not stop within 0.6s" in caplog.text
