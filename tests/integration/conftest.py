@@ -9,10 +9,15 @@ message that says how to fix it.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
+import uuid
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
+
+if TYPE_CHECKING:
+    from tickstream.bus.redis_bus import RedisBus
 
 INTEGRATION_DIR = Path(__file__).resolve().parent
 REPO_ROOT = INTEGRATION_DIR.parents[1]
@@ -154,6 +159,23 @@ def redis_url(services_env: dict[str, str]) -> str:
 @pytest.fixture(scope="session")
 def database_url(services_env: dict[str, str]) -> str:
     return services_env["DATABASE_URL"]
+
+
+@pytest.fixture
+async def publisher(redis_url: str) -> AsyncIterator[RedisBus]:
+    """A RedisBus on a fresh per-test stream prefix; its streams are deleted afterwards."""
+    from tickstream.bus.redis_bus import RedisBus
+
+    prefix = f"test:{uuid.uuid4().hex[:8]}:mds:"
+    bus = RedisBus(redis_url, stream_prefix=prefix)
+    await bus.start()
+    yield bus
+    try:
+        keys = [k async for k in bus.client.scan_iter(match=f"{prefix}*")]
+        if keys:
+            await bus.client.delete(*keys)
+    finally:
+        await bus.close()
 
 
 @pytest.fixture(scope="session")

@@ -6,9 +6,9 @@ import asyncio
 import subprocess
 import sys
 import time
-import uuid
-from collections.abc import AsyncIterator
+from collections.abc import Awaitable
 from pathlib import Path
+from typing import TypeVar
 
 import pytest
 
@@ -22,18 +22,7 @@ from conformance.bus_suite import make_tick
 pytestmark = pytest.mark.timeout(60)
 
 REPO = Path(__file__).resolve().parents[2]
-
-
-@pytest.fixture
-async def publisher(redis_url: str) -> AsyncIterator[RedisBus]:
-    prefix = f"test:{uuid.uuid4().hex[:8]}:mds:"
-    bus = RedisBus(redis_url, stream_prefix=prefix)
-    await bus.start()
-    yield bus
-    keys = [k async for k in bus.client.scan_iter(match=f"{prefix}*")]
-    if keys:
-        await bus.client.delete(*keys)
-    await bus.close()
+_T = TypeVar("_T")
 
 
 async def wait_for(received: list[Tick], n: int, s: float = 10.0) -> None:
@@ -53,18 +42,30 @@ async def connected(publisher: RedisBus, url: str, **kwargs: str) -> TickConsume
     return consumer
 
 
+async def step(what: str, aw: Awaitable[_T], s: float = 20.0) -> _T:
+    """``await aw``; a step that hangs fails the test naming the step (not a bare timeout)."""
+    try:
+        async with asyncio.timeout(s):
+            return await aw
+    except TimeoutError:
+        pytest.fail(f"{what} did not finish within {s:g}s")
+
+
 async def test_consumer_symbols_get_only_new_ticks_of_their_symbols(
     publisher: RedisBus, redis_url: str
 ) -> None:
-    await publisher.publish_stream_batch([tick(0, "INFY")])  # before subscribing: not delivered
-    consumer = await connected(publisher, redis_url)
+    before = [tick(0, "INFY")]  # published before subscribing: not delivered
+    await step("publish before subscribing", publisher.publish_stream_batch(before))
+    consumer = await step("connect", connected(publisher, redis_url))
     received: list[Tick] = []
     consumer.add_message_handler(received.append)
-    await consumer.subscribe_to_multiple_symbols(["INFY", "TCS"])
-
-    await publisher.publish_stream_batch([tick(1, "INFY"), tick(2, "SBIN"), tick(3, "TCS")])
-    await wait_for(received, 2)
-    await consumer.disconnect()
+    try:
+        await step("subscribe", consumer.subscribe_to_multiple_symbols(["INFY", "TCS"]))
+        after = [tick(1, "INFY"), tick(2, "SBIN"), tick(3, "TCS")]
+        await step("publish after subscribing", publisher.publish_stream_batch(after))
+        await wait_for(received, 2)
+    finally:
+        await step("disconnect", consumer.disconnect())
 
     assert sorted((t.symbol, t.seq) for t in received) == [("INFY", 1), ("TCS", 3)]
 

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import asyncio
 import time
-import uuid
 from collections.abc import AsyncIterator, Callable
 from urllib.parse import urlsplit
 
@@ -94,19 +93,6 @@ async def proxy(redis_url: str) -> AsyncIterator[BlackHoleProxy]:
     await p.start()
     yield p
     await p.close()
-
-
-@pytest.fixture
-async def publisher(redis_url: str) -> AsyncIterator[RedisBus]:
-    """Publishes straight to Redis (not through the proxy)."""
-    prefix = f"test:{uuid.uuid4().hex[:8]}:mds:"
-    bus = RedisBus(redis_url, stream_prefix=prefix)
-    await bus.start()
-    yield bus
-    keys = [k async for k in bus.client.scan_iter(match=f"{prefix}*")]
-    if keys:
-        await bus.client.delete(*keys)
-    await bus.close()
 
 
 def tick(i: int, symbol: str) -> Tick:

@@ -14,7 +14,7 @@ from __future__ import annotations
 import asyncio
 import random
 import time
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -206,6 +206,22 @@ def assert_no_loss(v: Verdict, unjudged: tuple[str, ...] = ()) -> None:
 def no_loss() -> Callable[[Verdict], None]:
     """:func:`assert_no_loss` for the scenario modules (a conftest is not importable)."""
     return assert_no_loss
+
+
+async def run_services(*args: str) -> None:
+    """``scripts/services.sh <args>`` (kill / start / restart a shared service); fails loudly."""
+    proc = await asyncio.create_subprocess_exec(
+        "bash", str(REPO / "scripts" / "services.sh"), *args,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
+    )  # fmt: skip
+    out, _ = await proc.communicate()
+    assert proc.returncode == 0, out.decode(errors="replace")
+
+
+@pytest.fixture
+def services_sh() -> Callable[..., Awaitable[None]]:
+    """:func:`run_services` for the scenario modules (a conftest is not importable)."""
+    return run_services
 
 
 @pytest.fixture

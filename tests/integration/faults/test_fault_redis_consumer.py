@@ -12,9 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-import uuid
-from collections.abc import AsyncIterator, Callable
-from pathlib import Path
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import pytest
@@ -28,17 +26,6 @@ from conformance.bus_suite import make_tick
 
 # Like every fault module, under TZ=UTC and TZ=Asia/Kolkata; a hang fails fast instead of at 300 s.
 pytestmark = [pytest.mark.usefixtures("tz"), pytest.mark.timeout(90)]
-
-REPO = Path(__file__).resolve().parents[3]
-
-
-async def _services(*args: str) -> None:
-    proc = await asyncio.create_subprocess_exec(
-        "bash", str(REPO / "scripts" / "services.sh"), *args,
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
-    )  # fmt: skip
-    out, _ = await proc.communicate()
-    assert proc.returncode == 0, out.decode(errors="replace")
 
 
 def tick(i: int, symbol: str) -> Tick:
@@ -59,20 +46,6 @@ class Recorder:
         self.consumer = consumer
         self.seen: list[tuple[str, int]] = []
         consumer.add_message_handler(lambda t: self.seen.append((t.symbol, t.seq)))
-
-
-@pytest.fixture
-async def publisher(redis_url: str) -> AsyncIterator[RedisBus]:
-    prefix = f"test:{uuid.uuid4().hex[:8]}:mds:"
-    bus = RedisBus(redis_url, stream_prefix=prefix)
-    await bus.start()
-    yield bus
-    try:
-        keys = [k async for k in bus.client.scan_iter(match=f"{prefix}*")]
-        if keys:
-            await bus.client.delete(*keys)
-    finally:
-        await bus.close()
 
 
 async def recorder(publisher: RedisBus, url: str, symbols: list[str], **kw: str) -> Recorder:
@@ -102,7 +75,7 @@ async def pubsub_resumed(publisher: RedisBus, rec: Recorder) -> list[int]:
 
 
 async def test_fault_redis_killed_consumers_resume_and_new_consumer_reads(
-    publisher: RedisBus, redis_url: str
+    publisher: RedisBus, redis_url: str, services_sh: Callable[..., Awaitable[None]]
 ) -> None:
     # Arrange: a follower, a group member and a pub/sub subscriber, each saw one tick before
     follower = await recorder(publisher, redis_url, ["INFY", "TCS"])
@@ -116,10 +89,10 @@ async def test_fault_redis_killed_consumers_resume_and_new_consumer_reads(
     try:
         # Act: SIGKILL Redis while everybody is blocked reading, restart it
         try:
-            await _services("kill", "redis")
+            await services_sh("kill", "redis")
             await asyncio.sleep(1.0)
         finally:
-            await _services("start", "redis")
+            await services_sh("start", "redis")
         fresh = await recorder(publisher, redis_url, ["INFY", "TCS"])
         await publisher.publish_stream_batch([tick(2, "INFY"), tick(3, "SBIN"), tick(4, "TCS")])
         await until(lambda: len(fresh.seen) >= 2 and len(follower.seen) >= 3)

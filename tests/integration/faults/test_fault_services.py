@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import gc
-from collections.abc import Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -25,17 +25,6 @@ from conformance.store_suite import create_temp_database, drop_temp_database
 
 # The whole fault suite runs under TZ=UTC and TZ=Asia/Kolkata: verdicts must not depend on it.
 pytestmark = pytest.mark.usefixtures("tz")
-
-REPO = Path(__file__).resolve().parents[3]
-
-
-async def _services(*args: str) -> None:
-    proc = await asyncio.create_subprocess_exec(
-        "bash", str(REPO / "scripts" / "services.sh"), *args,
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
-    )  # fmt: skip
-    out, _ = await proc.communicate()
-    assert proc.returncode == 0, out.decode(errors="replace")
 
 
 @pytest.fixture
@@ -49,7 +38,11 @@ def pg_dsn(database_url: str) -> Iterator[str]:
     "ignore::ResourceWarning", "ignore::pytest.PytestUnraisableExceptionWarning"
 )
 def test_fault_redis_killed_and_restarted_no_tick_lost(
-    fault_kit: Any, no_loss: Callable[..., None], redis_url: str, tmp_path: Path
+    fault_kit: Any,
+    no_loss: Callable[..., None],
+    services_sh: Callable[..., Awaitable[None]],
+    redis_url: str,
+    tmp_path: Path,
 ) -> None:
     # Arrange: Redis carries the live fan-out; the durable path stays in-process (TeeBus)
     async def scenario() -> Any:
@@ -57,10 +50,10 @@ def test_fault_redis_killed_and_restarted_no_tick_lost(
         try:
             # Act
             try:
-                await _services("kill", "redis")
+                await services_sh("kill", "redis")
                 await asyncio.sleep(1.0)
             finally:
-                await _services("start", "redis")
+                await services_sh("start", "redis")
             await run.wait_more_ticks(300, timeout=30)
             return await run.finish()
         finally:
@@ -73,7 +66,10 @@ def test_fault_redis_killed_and_restarted_no_tick_lost(
 
 
 async def test_fault_postgres_restarted_mid_write_no_tick_lost(
-    fault_run: Callable[..., Any], no_loss: Callable[..., None], pg_dsn: str
+    fault_run: Callable[..., Any],
+    no_loss: Callable[..., None],
+    services_sh: Callable[..., Awaitable[None]],
+    pg_dsn: str,
 ) -> None:
     # Arrange: PostgreSQL is the tick and candle store
     run = await fault_run(database_url=pg_dsn)
@@ -81,9 +77,9 @@ async def test_fault_postgres_restarted_mid_write_no_tick_lost(
     # Act: restart until a write is really interrupted (whether one is in flight is timing)
     for _ in range(3):
         try:
-            await _services("restart", "postgres")
+            await services_sh("restart", "postgres")
         finally:
-            await _services("start", "postgres")
+            await services_sh("start", "postgres")
         await run.wait_more_ticks(300, timeout=30)
         if run.asm.stats()["accounting"]["storage"]["write_retries"] >= 1:
             break
