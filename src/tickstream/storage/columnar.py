@@ -15,7 +15,7 @@ from __future__ import annotations
 import functools
 import hashlib
 from collections.abc import Sequence
-from typing import Any, NamedTuple
+from typing import Any, Final, NamedTuple
 
 import msgspec
 import numpy as np
@@ -121,8 +121,7 @@ def candle_table(rows: Sequence[CandleRow]) -> pa.Table:
     """Candle rows as an Arrow table in ``CANDLE_COLUMNS`` order (built without pandas)."""
     n = len(rows)
     cols = list(zip(*rows, strict=True)) if rows else [()] * len(CANDLE_ARROW_SCHEMA)
-    build = {pa.int64(): _int64, pa.float64(): _float64, pa.string(): _strings, pa.bool_(): _bools}
-    arrays = [build[f.type](list(c), n) for f, c in zip(CANDLE_ARROW_SCHEMA, cols, strict=True)]
+    arrays = [_BUILDERS[f.type](list(c), n) for f, c in zip(CANDLE_ARROW_SCHEMA, cols, strict=True)]
     return pa.Table.from_arrays(arrays, schema=CANDLE_ARROW_SCHEMA)
 
 
@@ -180,6 +179,9 @@ def _strings(values: list[Any], n: int) -> pa.Array:
     )
     indices = pa.Array.from_buffers(pa.int32(), n, [bitmap, pa.py_buffer(codes)])
     return pa.DictionaryArray.from_arrays(indices, dictionary).dictionary_decode()
+
+
+_BUILDERS: Final = {_I: _int64, _F: _float64, _S: _strings, _B: _bools}  # Arrow type -> builder
 
 
 def tick_records(ticks: Sequence[Tick]) -> list[tuple[Any, ...]]:
