@@ -31,7 +31,10 @@ REDIS_LOG="$REDIS_DIR/redis.log"
 PG_PORT=5440
 PG_VERSION_MAJOR=15
 PG_BIN="${PG_BIN:-/usr/lib/postgresql/$PG_VERSION_MAJOR/bin}"
-PG_DIR="$SVC/pg"
+PG_LINK="$SVC/pg"
+# .services/pg is the cluster's directory, or a link to it when the checkout is somewhere the
+# postgres user cannot enter (a `mktemp -d` clone is 0700): see pg_relocate
+PG_DIR=$([[ -L $PG_LINK ]] && readlink -f "$PG_LINK" || printf '%s' "$PG_LINK")
 PG_DATA="$PG_DIR/data"
 PG_LOG="$PG_DIR/postgres.log"
 PG_USER=tickstream
@@ -346,14 +349,29 @@ ensure_pg_os_user() {
   fi
 }
 
+pg_relocate() {
+  # The checkout's path is closed to the postgres user (a parent directory without o+x). Rather
+  # than open the user's directories, keep the cluster under the postgres user's home, one per
+  # checkout, and link it from .services/pg.
+  local home target
+  home=$(getent passwd "$PG_OS_USER" | cut -d: -f6)
+  target="${home:-/var/lib/postgresql}/tickstream-$(printf '%s' "$SVC" | sha256sum | cut -c1-12)"
+  log "user $PG_OS_USER cannot reach $PG_DIR; keeping the cluster in $target (linked from $PG_LINK)"
+  rm -rf "$PG_DIR"
+  mkdir -p "$target"
+  chown "$PG_OS_USER:" "$target"
+  runuser -u "$PG_OS_USER" -- test -w "$target" || die "user $PG_OS_USER cannot write $target"
+  ln -sfn "$target" "$PG_LINK"
+  PG_DIR=$target PG_DATA="$target/data" PG_LOG="$target/postgres.log"
+}
+
 pg_init() {
   [[ -s $PG_DATA/PG_VERSION ]] && return 0
   ensure_pg_os_user
   mkdir -p "$PG_DIR"
   if is_root; then
     chown "$PG_OS_USER:" "$PG_DIR"
-    runuser -u "$PG_OS_USER" -- test -w "$PG_DIR" ||
-      die "user $PG_OS_USER cannot reach $PG_DIR (every parent directory needs o+x)"
+    runuser -u "$PG_OS_USER" -- test -w "$PG_DIR" || pg_relocate
   fi
   chmod 755 "$PG_DIR"
   # unix socket paths are limited to 107 bytes
