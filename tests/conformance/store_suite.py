@@ -220,6 +220,17 @@ class StoreConformance:
         await store.write_candles([v0])  # late redelivery of the older revision
         assert await store.query_candles("NSE", 2885, Interval.M1, 0, 2**62) == [v1]
 
+    async def test_store_candles_come_back_in_start_order_whatever_the_write_order(
+        self, store: TickStore
+    ) -> None:
+        candles = [make_candle(i) for i in range(8)]
+        for batch in ([candles[5], candles[1]], candles[7:2:-1], [candles[0], candles[2]]):
+            await store.write_candles(batch)
+        await store.write_candles([make_candle(3, close=99.5, revision=1)])  # a revision, late
+        got = await store.query_candles("NSE", 2885, Interval.M1, 0, 2**62)
+        assert [c.start for c in got] == [c.start for c in candles]
+        assert got[3] == make_candle(3, close=99.5, revision=1)
+
     async def test_store_candle_query_range_is_half_open(self, store: TickStore) -> None:
         candles = [make_candle(i) for i in range(5)]
         await store.write_candles(candles)

@@ -32,6 +32,7 @@ import logging
 import threading
 from collections.abc import AsyncIterator, Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from operator import itemgetter
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -165,11 +166,11 @@ _CANDLE_QUERY = (
     "SELECT exchange, token, interval, start, symbol, open, high, low, close, volume, oi,"
     " ticks, partial, incomplete, revision, indicators FROM candles"
     " WHERE exchange = ? AND token = ? AND interval = ? AND start >= ? AND start < ?"
-    " ORDER BY start"
-)
+)  # no ORDER BY: DuckDB's sort costs ~1.5 ms on 375 rows; Python sorts them in ~30 us
 _INSTRUMENT_UPSERT = (
     "INSERT OR REPLACE INTO instruments VALUES (?, ?, ?, ?, ?, ?, ?)"  # exchange..payload
 )
+_by_start = itemgetter(3)  # the candle query's ``start`` column
 # (exchange, token, ts_exchange, ts_recv, tick_id) below every real key: where a scan starts
 _SCAN_START = ("", -(2**63), -(2**63), -(2**63), -(2**63))
 
@@ -349,7 +350,11 @@ class DuckDBStore:
         self, exchange: str, token: int, interval: Interval, start_ns: int, end_ns: int
     ) -> list[Candle]:
         params = [exchange, token, Interval(interval).value, start_ns, end_ns]
-        rows = await self._run(lambda: self._db.execute(_CANDLE_QUERY, params).fetchall())
+        return await self._run(self._query_candles_sync, params)
+
+    def _query_candles_sync(self, params: list[Any]) -> list[Candle]:
+        rows = self._db.execute(_CANDLE_QUERY, params).fetchall()
+        rows.sort(key=_by_start)
         return [candle_from_row(r) for r in rows]
 
     # ---- instruments ----------------------------------------------------------------------
