@@ -15,12 +15,12 @@ $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 
-# Re-install only when pyproject.toml changes.
-$(VENV)/.installed-run: pyproject.toml | $(BIN)/python
+# Re-install only when pyproject.toml or the C fast path changes.
+$(VENV)/.installed-run: pyproject.toml src/tickstream/feeds/_fastwire.c | $(BIN)/python
 	$(BIN)/pip install -q -e '.[all]'
 	@touch $@
 
-$(VENV)/.installed-dev: pyproject.toml | $(BIN)/python
+$(VENV)/.installed-dev: pyproject.toml src/tickstream/feeds/_fastwire.c | $(BIN)/python
 	$(BIN)/pip install -q -e '.[dev]'
 	@touch $@ $(VENV)/.installed-run
 

@@ -11,6 +11,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 from serve_support import START_NS, make_context, make_keys
 
+from tickstream.feeds import fastpath
 from tickstream.model import NS_PER_SEC, Interval
 from tickstream.serve.app import create_app
 from tickstream.serve.context import ServeContext
@@ -104,6 +105,7 @@ async def test_stats_with_key_reports_pipeline_counters(env: Env) -> None:
     assert body["bus"]["published"]["market:ticks"] == counters.accepted
     assert body["feeds"][0]["source"] == "sim"
     assert body["ws"]["clients"] == 0
+    assert body["decoders"] == {"native": fastpath.NATIVE}
 
 
 async def test_stats_bearer_token_is_accepted(env: Env) -> None:

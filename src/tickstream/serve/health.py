@@ -8,6 +8,7 @@ import time
 from typing import TYPE_CHECKING, Any
 
 from tickstream.calendar import in_session
+from tickstream.feeds import fastpath
 from tickstream.model import NS_PER_SEC
 
 if TYPE_CHECKING:
@@ -94,4 +95,5 @@ def stats_report(s: ServeState) -> dict[str, Any]:
         "store": store.stats() if store is not None else None,
         "ws": s.hub.stats(),
         "stream_lag_ms": None if lag is None else round(lag / 1e6, 3),
+        "decoders": {"native": fastpath.NATIVE},  # the C fast path built and in use
     }

@@ -41,6 +41,9 @@ Sources and decisions:
 * ``ts_exchange`` falls back to ``ts_recv`` when the wire sends 0; a last-trade time of 0 is None;
   empty depth levels (price and quantity 0) are dropped; ``bid``/``ask`` come from depth level 0;
   ``change``/``change_pct`` are computed from ltp and close (None when close is 0).
+
+A well-formed SNAP_QUOTE packet is decoded by the C fast path (:mod:`tickstream.feeds.fastpath`)
+into the same Tick; this module stays the definition and decodes whatever the fast path hands back.
 """
 
 from __future__ import annotations
@@ -51,6 +54,7 @@ from typing import Any
 
 from msgspec.structs import replace
 
+from tickstream.feeds import fastpath
 from tickstream.feeds.angelone import _wire_text
 from tickstream.feeds.angelone._wire_encode import encode_packet
 from tickstream.feeds.angelone._wire_layout import (
@@ -104,6 +108,11 @@ __all__ = [
 ]
 
 
+# The native fast path for well-formed SNAP_QUOTE packets (None: not built, or switched off by
+# ``fastpath.disabled()``).
+_native_snap: fastpath.AngelSnapQuote | None = fastpath.angel_snap_quote
+
+
 def parse_client_request(text: str | bytes) -> ClientRequest:
     """Parse a subscribe/unsubscribe request; ValueError with the reason otherwise."""
     return _wire_text.parse_client_request(text, EXCHANGE_TYPES)
@@ -116,6 +125,10 @@ def decode_packet(
     data: bytes, *, ts_recv: int, resolve: SymbolResolver | None = None, source: str = "angelone"
 ) -> DecodeResult:
     """Decode one binary message. Never raises: an undecodable packet becomes a Reject."""
+    if _native_snap is not None and len(data) == _SNAP.size:  # SNAP_QUOTE, well-formed: in C
+        native = _native_snap(data, ts_recv, resolve, source)
+        if native is not None:
+            return DecodeResult([native], [], 1)
     out = _decode(data, ts_recv, resolve, source)
     if isinstance(out, Reject):
         return DecodeResult([], [out], 1)
