@@ -3,8 +3,12 @@
 Kite: frames of 50 full-mode (184-byte) packets, and of 50 quote (44-byte) packets,
 ``decode_frame`` (producing Tick objects) vs ``KiteTicker._parse_binary``. Angel One: SNAP_QUOTE
 (379-byte) packets, ``decode_packet`` vs ``SmartWebSocketV2._parse_binary_data``. Target (issue):
->= 10x the SDK per tick. Also: the construction floor, building the same full Ticks from ready
-values (no decoding at all) vs the SDK: the most any decoder returning these objects can reach.
+>= 10x the SDK per tick for Kite full and Angel SNAP_QUOTE. Well-formed full and SNAP_QUOTE
+packets go through the native fast path (``feeds/_fastwire.c``) when the install built it
+(``extra.native``); the same decoders with it switched off are reported as "pure Python" (what a
+machine without a C compiler gets), beside the pure-Python construction floor: building the same
+full Ticks from ready values in Python (no decoding at all), the ceiling of any pure-Python
+decoder returning these objects.
 
 Rates are ticks per second of *process CPU time*, best of N rounds, ours and the SDK alternating
 within each round: the machine's cores are shared, and wall-clock rates swing by 2x with the load
@@ -24,6 +28,7 @@ from typing import Any
 
 from msgspec.structs import replace
 
+from tickstream.feeds import fastpath
 from tickstream.feeds.angelone import wire as angel
 from tickstream.feeds.kite import wire as kite
 from tickstream.model import Depth, DepthLevel, Mode, Tick
@@ -109,11 +114,14 @@ def _rates(ours: Callable[[], int], sdk: Callable[[], int], rounds: int) -> tupl
     return best_ours, best_sdk
 
 
-def _row(stage: str, ours: float, sdk: float, notes: str) -> Result:
-    """One result row: ticks per CPU second, ours beside the SDK's."""
+def _row(stage: str, ours: float, sdk: float, notes: str, *, target: bool = True) -> Result:
+    """One result row: ticks per CPU second, ours beside the SDK's (``target``: the issue's 10x
+    applies to this row; otherwise it is reported only)."""
     return Result(
         stage=stage, ours=round(ours), baseline=round(sdk), unit="ticks/s",
-        target=f">= {TARGET:g}x the SDK parser", passed=ours / sdk >= TARGET, notes=notes,
+        target=f">= {TARGET:g}x the SDK parser" if target else "reported",
+        passed=ours / sdk >= TARGET if target else None, notes=notes,
+        extra={"native": fastpath.NATIVE},
     )  # fmt: skip
 
 
@@ -153,13 +161,14 @@ def bench_full_floor(n_frames: int, rounds: int) -> Result:
         return sum(len(sdk._parse_binary(f)) for f in frames)
 
     notes = (
-        "object construction alone (Tick in two calls, Depth, 10 DepthLevels) from ready "
-        "values: the ceiling of any decoder producing these Ticks, vs the SDK parser"
+        "object construction alone in Python (Tick in two calls, Depth, 10 DepthLevels) from "
+        "ready values: the ceiling of a pure-Python decoder producing these Ticks, vs the SDK"
     )
-    return _row("kite_full_tick_construction_floor", *_rates(floor, theirs, rounds), notes)
+    rates = _rates(floor, theirs, rounds)
+    return _row("kite_full_tick_construction_floor (pure Python)", *rates, notes, target=False)
 
 
-def bench_kite(n_frames: int, rounds: int, mode: Mode) -> Result:
+def bench_kite(n_frames: int, rounds: int, mode: Mode, *, python: bool = False) -> Result:
     frames, sdk = _kite_frames(n_frames, mode), _kite_sdk()
     ts = time.time_ns()
     total = n_frames * PACKETS_PER_FRAME
@@ -177,10 +186,12 @@ def bench_kite(n_frames: int, rounds: int, mode: Mode) -> Result:
 
     size = 184 if mode is Mode.FULL else 44
     notes = f"{n_frames} frames x {PACKETS_PER_FRAME} {mode} ({size} B) packets; best of {rounds}"
-    return _row(f"kite_{mode}_frame_decode", *_rates(ours, theirs, rounds), notes)
+    stage = f"kite_{mode}_frame_decode" + (" (pure Python)" if python else "")
+    target = mode is Mode.FULL and not python  # the issue's target: full frames
+    return _row(stage, *_rates(ours, theirs, rounds), notes, target=target)
 
 
-def bench_angel(n_packets: int, rounds: int) -> Result:
+def bench_angel(n_packets: int, rounds: int, *, python: bool = False) -> Result:
     packets, sdk = _angel_packets(n_packets), _smart_ws_sdk()
     ts = time.time_ns()
     ours_ticks = [angel.decode_packet(p, ts_recv=ts).ticks[0] for p in packets]
@@ -200,7 +211,8 @@ def bench_angel(n_packets: int, rounds: int) -> Result:
         return len(packets)
 
     notes = f"{n_packets} SNAP_QUOTE (379 B) packets; best of {rounds}"
-    return _row("angel_snap_quote_decode", *_rates(ours, theirs, rounds), notes)
+    stage = "angel_snap_quote_decode" + (" (pure Python)" if python else "")
+    return _row(stage, *_rates(ours, theirs, rounds), notes, target=not python)
 
 
 def main() -> None:
@@ -208,15 +220,18 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="small corpus, <= 10 s")
     args = parser.parse_args()
     frames, packets, rounds = (20, 1000, 3) if args.quick else (200, 10_000, 7)
-    emit(
-        "decode",
-        [
-            bench_kite(frames, rounds, Mode.FULL),
-            bench_kite(frames, rounds, Mode.QUOTE),
-            bench_angel(packets, rounds),
+    results = [
+        bench_kite(frames, rounds, Mode.FULL),
+        bench_kite(frames, rounds, Mode.QUOTE),
+        bench_angel(packets, rounds),
+    ]
+    with fastpath.disabled():
+        results += [
+            bench_kite(frames, rounds, Mode.FULL, python=True),
+            bench_angel(packets, rounds, python=True),
             bench_full_floor(frames, rounds),
-        ],
-    )
+        ]
+    emit("decode", results)
 
 
 if __name__ == "__main__":
