@@ -16,11 +16,11 @@ $(BIN)/python:
 	$(BIN)/pip install -q --upgrade pip
 
 # Re-install only when pyproject.toml or the C fast path changes.
-$(VENV)/.installed-run: pyproject.toml src/tickstream/feeds/_fastwire.c | $(BIN)/python
+$(VENV)/.installed-run: pyproject.toml $(wildcard src/tickstream/feeds/_fastwire*.[ch]) | $(BIN)/python
 	$(BIN)/pip install -q -e '.[all]'
 	@touch $@
 
-$(VENV)/.installed-dev: pyproject.toml src/tickstream/feeds/_fastwire.c | $(BIN)/python
+$(VENV)/.installed-dev: pyproject.toml $(wildcard src/tickstream/feeds/_fastwire*.[ch]) | $(BIN)/python
 	$(BIN)/pip install -q -e '.[dev]'
 	@touch $@ $(VENV)/.installed-run
 

@@ -3,8 +3,8 @@
 Kite: frames of 50 full-mode (184-byte) packets, and of 50 quote (44-byte) packets,
 ``decode_frame`` (producing Tick objects) vs ``KiteTicker._parse_binary``. Angel One: SNAP_QUOTE
 (379-byte) packets, ``decode_packet`` vs ``SmartWebSocketV2._parse_binary_data``. Target (issue):
->= 10x the SDK per tick for Kite full and Angel SNAP_QUOTE. Well-formed full and SNAP_QUOTE
-packets go through the native fast path (``feeds/_fastwire.c``) when the install built it
+>= 10x the SDK per tick for Kite full and Angel SNAP_QUOTE. Well-formed Kite full and quote and
+Angel SNAP_QUOTE packets go through the native fast path (``feeds/_fastwire*.c``) when built
 (``extra.native``); the same decoders with it switched off are reported as "pure Python" (what a
 machine without a C compiler gets), beside the pure-Python construction floor: building the same
 full Ticks from ready values in Python (no decoding at all), the ceiling of any pure-Python

@@ -17,7 +17,7 @@ from tickstream.feeds import fastpath
 from tickstream.feeds.angelone import wire as angel
 from tickstream.feeds.angelone._wire_layout import _SNAP
 from tickstream.feeds.kite import wire
-from tickstream.feeds.kite._wire_layout import _FULL
+from tickstream.feeds.kite._wire_layout import _FULL, _QUOTE
 from tickstream.feeds.wire_common import DecodeResult, SymbolResolver
 from tickstream.model import Depth, DepthLevel, Mode, Tick
 
@@ -30,7 +30,7 @@ U32 = st.one_of(st.integers(0, 2**32 - 1), st.just(0))
 PRICE = st.one_of(st.integers(0, 2**31 - 1), st.just(0), st.integers(1, 10**7))
 TS_S = st.one_of(st.just(0), st.integers(946_684_800, 4_102_444_799))
 BAD_TS_S = st.one_of(st.integers(1, 946_684_799), st.integers(4_102_444_800, 2**32 - 1))
-DEFECT = st.sampled_from([None, None, None, None, "segment", "price", "depth", "ltt", "ts"])
+DEFECT = st.sampled_from([*[None] * 10, "segment", "price", "depth", "ltt", "ts"])
 
 
 def _python_only(frame: bytes, resolve: SymbolResolver | None = None) -> DecodeResult:
@@ -62,6 +62,21 @@ def full_packets(draw: st.DrawFn) -> bytes:
 _BODY = (*([1] * 10), 0, 1, 1, 1, 0)
 
 
+@st.composite
+def kite_packets(draw: st.DrawFn) -> bytes:
+    """A full packet, or a quote packet (the full packet's first 44 bytes: the same layout),
+    or now and then a packet of another length (LTP, index), which the C path hands back."""
+    full = draw(full_packets())
+    kind = draw(
+        st.sampled_from(["full", "full", "full", "quote", "quote", "quote", "ltp", "index"])
+    )
+    if kind == "quote":
+        return full[: _QUOTE.size]
+    if kind in ("ltp", "index"):
+        return full[: 8 if kind == "ltp" else 28]
+    return full
+
+
 def _frame(packets: list[bytes]) -> bytes:
     body = b"".join(struct.pack(">H", len(p)) + p for p in packets)
     return struct.pack(">H", len(packets)) + body
@@ -79,8 +94,8 @@ needs_native = pytest.mark.skipif(not fastpath.NATIVE, reason="asserted by the t
 
 @needs_native
 @settings(max_examples=300, deadline=None)
-@given(packets=st.lists(full_packets(), min_size=1, max_size=6))
-def test_kite_full_frames_native_equals_python(packets: list[bytes]) -> None:
+@given(packets=st.lists(kite_packets(), min_size=1, max_size=6))
+def test_kite_frames_native_equals_python(packets: list[bytes]) -> None:
     frame = _frame(packets)
     names = {(wire.SEGMENTS[seg], 7): "SEVEN" for seg in wire.SEGMENTS}
     for resolve in (None, lambda ex, tok: names.get((ex, tok))):
@@ -97,7 +112,7 @@ def test_kite_full_native_exact_fields_of_one_packet() -> None:
         2885 << 8 | 1, 245675, 25, 245612, 1_000_000, 600, 700,
         240000, 250000, 239000, 0, 1_732_000_000, 11, 12, 13, 1_732_000_001, *levels,
     )  # fmt: skip
-    native = fastpath.kite_full_frame
+    native = fastpath.kite_frame
     assert native is not None
     (tick,) = native(_frame([packet]), TS_RECV, None, "kite") or []
     assert tick == Tick(
@@ -117,15 +132,17 @@ def test_kite_full_native_exact_fields_of_one_packet() -> None:
 
 @needs_native
 def test_kite_full_native_hands_back_what_python_must_judge() -> None:
-    native = fastpath.kite_full_frame
+    native = fastpath.kite_frame
     assert native is not None
     good = _FULL.pack(256 | 1, *_BODY, *([0] * 30))
     negative = _FULL.pack(256 | 1, -1, *_BODY[1:], *([0] * 30))
     unknown_segment = _FULL.pack(256 | 10, *_BODY, *([0] * 30))
     bad_time = _FULL.pack(256 | 1, *_BODY[:-1], 1, *([0] * 30))  # exchange time 1 s after 1970
-    assert native(_frame([good, good]), TS_RECV, None, "kite") is not None
-    for bad in (negative, unknown_segment, bad_time):
+    quote = good[: _QUOTE.size]
+    assert native(_frame([good, quote, good]), TS_RECV, None, "kite") is not None
+    for bad in (negative, unknown_segment, bad_time, negative[:44], unknown_segment[:44]):
         assert native(_frame([good, bad]), TS_RECV, None, "kite") is None
+    assert native(_frame([quote, good[:8]]), TS_RECV, None, "kite") is None  # an LTP packet
     assert native(_frame([good])[:-1], TS_RECV, None, "kite") is None  # truncated
     assert native(_frame([good]) + b"\x00", TS_RECV, None, "kite") is None  # trailing byte
     assert native(b"\x00\x00", TS_RECV, None, "kite") is None
@@ -133,7 +150,7 @@ def test_kite_full_native_hands_back_what_python_must_judge() -> None:
 
 @needs_native
 def test_kite_full_native_resolver_error_propagates_and_nothing_leaks() -> None:
-    native = fastpath.kite_full_frame
+    native = fastpath.kite_frame
     assert native is not None
     frame = _frame([_FULL.pack(256 | 1, *_BODY, *([5, 100, 1] * 10))])
 
@@ -234,3 +251,17 @@ def test_angel_snap_quote_native_decodes_the_common_packet() -> None:
     )
     assert tick.depth is not None and len(tick.depth.bids) == len(tick.depth.asks) == 5
     assert (tick.upper_circuit, tick.low_52w, tick.change) == (2700.0, 2000.0, 6.75)
+
+
+@needs_native
+def test_kite_quote_native_exact_fields() -> None:
+    native = fastpath.kite_frame
+    assert native is not None
+    quote = _QUOTE.pack(53 << 8 | 3, 835_000_000, 10, 834_900_000, 7000, 1, 2, 83, 84, 82, 81)
+    (tick,) = native(_frame([quote]), TS_RECV, None, "kite") or []
+    assert tick == Tick(
+        exchange="CDS", token=53, symbol="53", source="kite", ts_exchange=TS_RECV,
+        ts_recv=TS_RECV, ltp=83.5, ltq=10, atp=83.49, volume=7000, total_buy_qty=1,
+        total_sell_qty=2, open=83e-7, high=84e-7, low=82e-7, close=81e-7,
+        change=83.5 - 81e-7, change_pct=(83.5 - 81e-7) * 100 / 81e-7, mode=Mode.QUOTE,
+    )  # fmt: skip

@@ -16,7 +16,7 @@ from tickstream.feeds.angelone._wire_layout import EXCHANGE_TYPES
 from tickstream.feeds.kite._wire_layout import SEGMENTS
 from tickstream.model import Depth, DepthLevel, Mode, Tick
 
-__all__ = ["NATIVE", "angel_snap_quote", "disabled", "kite_full_frame"]
+__all__ = ["NATIVE", "angel_snap_quote", "disabled", "kite_frame"]
 
 # Keyword names of the Tick a Kite full packet becomes, in the order the C code passes them.
 KITE_FULL_NAMES: Final = (
@@ -24,6 +24,13 @@ KITE_FULL_NAMES: Final = (
     "volume", "total_buy_qty", "total_sell_qty", "open", "high", "low", "close", "change",
     "change_pct", "oi", "oi_day_high", "oi_day_low", "ts_last_trade", "bid", "bid_qty", "ask",
     "ask_qty", "depth", "mode",
+)  # fmt: skip
+
+# The same for a Kite quote packet.
+KITE_QUOTE_NAMES: Final = (
+    "exchange", "token", "symbol", "source", "ts_exchange", "ts_recv", "ltp", "ltq", "atp",
+    "volume", "total_buy_qty", "total_sell_qty", "open", "high", "low", "close", "change",
+    "change_pct", "mode",
 )  # fmt: skip
 
 # The same for an Angel SNAP_QUOTE packet.
@@ -35,26 +42,26 @@ ANGEL_SNAP_NAMES: Final = (
 )  # fmt: skip
 
 Resolver = Callable[[str, int], str | None] | None
-KiteFullFrame = Callable[[bytes, int, Resolver, str], list[Tick] | None]
+KiteFrame = Callable[[bytes, int, Resolver, str], list[Tick] | None]
 AngelSnapQuote = Callable[[bytes, int, Resolver, str], Tick | None]
 
-kite_full_frame: KiteFullFrame | None
+kite_frame: KiteFrame | None
 angel_snap_quote: AngelSnapQuote | None
 try:
     from tickstream.feeds import _fastwire
 except ImportError:  # built without a C compiler: the pure-Python decoders do all the work
-    kite_full_frame = angel_snap_quote = None
+    kite_frame = angel_snap_quote = None
 else:
     _fastwire.setup(
-        Tick, Depth, DepthLevel, Mode.FULL,
-        tuple(SEGMENTS.get(seg) for seg in range(256)), KITE_FULL_NAMES,
+        Tick, Depth, DepthLevel, Mode.FULL, Mode.QUOTE,
+        tuple(SEGMENTS.get(seg) for seg in range(256)), KITE_FULL_NAMES, KITE_QUOTE_NAMES,
         tuple(EXCHANGE_TYPES.get(et) for et in range(max(EXCHANGE_TYPES) + 1)), "INDICES",
         ANGEL_SNAP_NAMES,
     )  # fmt: skip
-    kite_full_frame = _fastwire.kite_full_frame
+    kite_frame = _fastwire.kite_frame
     angel_snap_quote = _fastwire.angel_snap_quote
 
-NATIVE: Final = kite_full_frame is not None and angel_snap_quote is not None
+NATIVE: Final = kite_frame is not None and angel_snap_quote is not None
 
 
 @contextlib.contextmanager
@@ -64,9 +71,9 @@ def disabled() -> Iterator[None]:
     from tickstream.feeds.angelone import wire as angel
     from tickstream.feeds.kite import wire as kite
 
-    saved = kite._native_full, angel._native_snap
-    kite._native_full = angel._native_snap = None
+    saved = kite._native_frame, angel._native_snap
+    kite._native_frame = angel._native_snap = None
     try:
         yield
     finally:
-        kite._native_full, angel._native_snap = saved
+        kite._native_frame, angel._native_snap = saved

@@ -32,9 +32,9 @@ are dropped; ``change``/``change_pct`` are computed from ltp and close (None whe
 except that an index packet's ``change`` is the change the exchange sent. Index ticks carry no
 volume or quantities (None).
 
-A frame of well-formed full packets is decoded by the C fast path (:mod:`tickstream.feeds.fastpath`)
-into the same Ticks; this module stays the definition, and decodes everything the fast path hands
-back (any frame with another length, a defect or a reject).
+A frame of well-formed full and quote packets is decoded by the C fast path
+(:mod:`tickstream.feeds.fastpath`) into the same Ticks; this module stays the definition, and
+decodes everything the fast path hands back (any frame with another length, a defect or a reject).
 """
 
 from __future__ import annotations
@@ -112,9 +112,9 @@ __all__ = [
 
 HEARTBEAT: Final = b"\x00"
 
-# The native fast path for frames of well-formed full packets (None: not built, or switched off
-# by ``fastpath.disabled()``).
-_native_full: fastpath.KiteFullFrame | None = fastpath.kite_full_frame
+# The native fast path for frames of well-formed full and quote packets (None: not built, or
+# switched off by ``fastpath.disabled()``).
+_native_frame: fastpath.KiteFrame | None = fastpath.kite_frame
 
 # A packet followed by the next packet's length prefix: a frame of only full (or only quote)
 # packets, read from its first packet body on (plus one appended prefix), is a run of these.
@@ -351,8 +351,8 @@ def _decode_frame(
     if n < 2:
         return DecodeResult([], [Reject("truncated_frame", "empty frame")], 0)
     (count,) = _U16.unpack_from(frame, 0)
-    if _native_full is not None:  # a frame of well-formed full packets, decoded in C
-        native = _native_full(frame, ts_recv, resolve, source)
+    if _native_frame is not None:  # a frame of well-formed full/quote packets, decoded in C
+        native = _native_frame(frame, ts_recv, resolve, source)
         if native is not None:
             return DecodeResult(native, [], count)
     uniform = _uniform(frame, count, ts_recv, resolve, source) if count > 1 else None
