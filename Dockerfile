@@ -1,8 +1,10 @@
 # tickstream image: slim, non-root, one image for ingest / process / serve / run.
 FROM python:3.11-slim AS build
 WORKDIR /src
-RUN pip install --no-cache-dir --upgrade pip build
-COPY pyproject.toml README.md ./
+# gcc builds the wire decoders' C fast path into the wheel (the runtime image needs no compiler)
+RUN apt-get update && apt-get install -y --no-install-recommends gcc libc6-dev \
+    && rm -rf /var/lib/apt/lists/* && pip install --no-cache-dir --upgrade pip build
+COPY pyproject.toml setup.py README.md ./
 COPY src ./src
 RUN python -m build --wheel --outdir /wheels
 

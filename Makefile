@@ -15,12 +15,12 @@ $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 
-# Re-install only when pyproject.toml or the C fast path changes.
-$(VENV)/.installed-run: pyproject.toml $(wildcard src/tickstream/feeds/_fastwire*.[ch]) | $(BIN)/python
+# Re-install only when the package definition or the C fast path changes.
+$(VENV)/.installed-run: pyproject.toml setup.py $(wildcard src/tickstream/feeds/_fastwire*.[ch]) | $(BIN)/python
 	$(BIN)/pip install -q -e '.[all]'
 	@touch $@
 
-$(VENV)/.installed-dev: pyproject.toml $(wildcard src/tickstream/feeds/_fastwire*.[ch]) | $(BIN)/python
+$(VENV)/.installed-dev: pyproject.toml setup.py $(wildcard src/tickstream/feeds/_fastwire*.[ch]) | $(BIN)/python
 	$(BIN)/pip install -q -e '.[dev]'
 	@touch $@ $(VENV)/.installed-run
 
