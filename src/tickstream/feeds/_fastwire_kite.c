@@ -46,31 +46,15 @@ static int kite_full_ok(const unsigned char *p) {
     return ts_ok(be32(p + 44)) && ts_ok(be32(p + 60));
 }
 
-static PyObject *kite_full_tick(const unsigned char *p, PyObject *ts_recv, PyObject *resolve,
-                                PyObject *source) {
-    uint32_t itok = be32(p);
-    double div = kite_divisor(itok & 0xFF);
-    PyObject *exchange = PyTuple_GET_ITEM(Segments, itok & 0xFF);
-    /* First what calls into Python (the resolver, the struct types), each checked, so that no
-     * call is ever made with an exception pending. */
-    PyObject *token = PyLong_FromUnsignedLong(itok >> 8);
-    PyObject *sym = token ? symbol(resolve, exchange, token) : NULL;
-    Best b0, a0;
-    PyObject *bids = sym ? kite_side(p + 64, div, &b0) : NULL;
-    PyObject *asks = bids ? kite_side(p + 124, div, &a0) : NULL;
-    PyObject *dep = asks ? depth(bids, asks) : NULL;
-    if (dep == NULL) {
-        if (asks == NULL) Py_XDECREF(bids);
-        Py_XDECREF(sym);
-        Py_XDECREF(token);
-        return NULL;
-    }
+/* Values 0..17 of both name lists (exchange .. change_pct): the part a full packet shares with a
+ * quote packet. Takes over ``token``, ``sym`` and ``ts_exchange``. */
+static void kite_head(PyObject **v, const unsigned char *p, double div, PyObject *exchange,
+                      PyObject *token, PyObject *sym, PyObject *source, PyObject *ts_exchange,
+                      PyObject *ts_recv) {
     double last = (int32_t)be32(p + 4) / div, prev = (int32_t)be32(p + 40) / div;
     double change = last - prev;
-    uint32_t ltt = be32(p + 44), ts = be32(p + 60);
-    PyObject *v[KITE_NAMES] = {
-        Py_NewRef(exchange), token, sym, Py_NewRef(source),
-        ts ? PyLong_FromLongLong((long long)ts * NS_PER_S) : Py_NewRef(ts_recv), Py_NewRef(ts_recv),
+    PyObject *head[18] = {
+        Py_NewRef(exchange), token, sym, Py_NewRef(source), ts_exchange, Py_NewRef(ts_recv),
         PyFloat_FromDouble(last), PyLong_FromUnsignedLong(be32(p + 8)),
         PyFloat_FromDouble((int32_t)be32(p + 12) / div), PyLong_FromUnsignedLong(be32(p + 16)),
         PyLong_FromUnsignedLong(be32(p + 20)), PyLong_FromUnsignedLong(be32(p + 24)),
@@ -78,6 +62,45 @@ static PyObject *kite_full_tick(const unsigned char *p, PyObject *ts_recv, PyObj
         PyFloat_FromDouble((int32_t)be32(p + 32) / div),
         PyFloat_FromDouble((int32_t)be32(p + 36) / div), PyFloat_FromDouble(prev),
         opt_float(prev != 0, change), opt_float(prev != 0, change * 100 / prev),
+    };
+    memcpy(v, head, sizeof head);
+}
+
+/* The token and its symbol: what calls into Python first, checked, so that no call is ever made
+ * with an exception pending. NULL (with the exception set) on failure. */
+static PyObject *kite_token(const unsigned char *p, PyObject *resolve, PyObject **sym) {
+    uint32_t itok = be32(p);
+    PyObject *token = PyLong_FromUnsignedLong(itok >> 8);
+    *sym = token ? symbol(resolve, PyTuple_GET_ITEM(Segments, itok & 0xFF), token) : NULL;
+    if (*sym == NULL) {
+        Py_XDECREF(token);
+        return NULL;
+    }
+    return token;
+}
+
+static PyObject *kite_full_tick(const unsigned char *p, PyObject *ts_recv, PyObject *resolve,
+                                PyObject *source) {
+    unsigned seg = be32(p) & 0xFF;
+    double div = kite_divisor(seg);
+    PyObject *sym, *token = kite_token(p, resolve, &sym);
+    Best b0, a0;
+    PyObject *bids = token ? kite_side(p + 64, div, &b0) : NULL;
+    PyObject *asks = bids ? kite_side(p + 124, div, &a0) : NULL;
+    PyObject *dep = asks ? depth(bids, asks) : NULL;
+    if (dep == NULL) {
+        if (asks == NULL) Py_XDECREF(bids);
+        if (token != NULL) {
+            Py_DECREF(sym);
+            Py_DECREF(token);
+        }
+        return NULL;
+    }
+    uint32_t ltt = be32(p + 44), ts = be32(p + 60);
+    PyObject *v[KITE_NAMES];
+    kite_head(v, p, div, PyTuple_GET_ITEM(Segments, seg), token, sym, source,
+              ts ? PyLong_FromLongLong((long long)ts * NS_PER_S) : Py_NewRef(ts_recv), ts_recv);
+    PyObject *tail[KITE_NAMES - 18] = {
         PyLong_FromUnsignedLong(be32(p + 48)), PyLong_FromUnsignedLong(be32(p + 52)),
         PyLong_FromUnsignedLong(be32(p + 56)),
         ltt ? PyLong_FromLongLong((long long)ltt * NS_PER_S) : Py_NewRef(Py_None),
@@ -85,33 +108,19 @@ static PyObject *kite_full_tick(const unsigned char *p, PyObject *ts_recv, PyObj
         opt_float(a0.present, a0.price), opt_uint(a0.present, a0.qty),
         dep, Py_NewRef(ModeFull),
     };
+    memcpy(v + 18, tail, sizeof tail);
     return make_tick(v, KITE_NAMES, KiteFullNames);
 }
 
 static PyObject *kite_quote_tick(const unsigned char *p, PyObject *ts_recv, PyObject *resolve,
                                  PyObject *source) {
-    uint32_t itok = be32(p);
-    double div = kite_divisor(itok & 0xFF);
-    PyObject *exchange = PyTuple_GET_ITEM(Segments, itok & 0xFF);
-    PyObject *token = PyLong_FromUnsignedLong(itok >> 8);
-    PyObject *sym = token ? symbol(resolve, exchange, token) : NULL;
-    if (sym == NULL) {
-        Py_XDECREF(token);
-        return NULL;
-    }
-    double last = (int32_t)be32(p + 4) / div, prev = (int32_t)be32(p + 40) / div;
-    double change = last - prev;
-    PyObject *v[KITE_QUOTE_NAMES] = {
-        Py_NewRef(exchange), token, sym, Py_NewRef(source), Py_NewRef(ts_recv), Py_NewRef(ts_recv),
-        PyFloat_FromDouble(last), PyLong_FromUnsignedLong(be32(p + 8)),
-        PyFloat_FromDouble((int32_t)be32(p + 12) / div), PyLong_FromUnsignedLong(be32(p + 16)),
-        PyLong_FromUnsignedLong(be32(p + 20)), PyLong_FromUnsignedLong(be32(p + 24)),
-        PyFloat_FromDouble((int32_t)be32(p + 28) / div),
-        PyFloat_FromDouble((int32_t)be32(p + 32) / div),
-        PyFloat_FromDouble((int32_t)be32(p + 36) / div), PyFloat_FromDouble(prev),
-        opt_float(prev != 0, change), opt_float(prev != 0, change * 100 / prev),
-        Py_NewRef(ModeQuote),
-    };
+    unsigned seg = be32(p) & 0xFF;
+    PyObject *sym, *token = kite_token(p, resolve, &sym);
+    if (token == NULL) return NULL;
+    PyObject *v[KITE_QUOTE_NAMES];
+    kite_head(v, p, kite_divisor(seg), PyTuple_GET_ITEM(Segments, seg), token, sym, source,
+              Py_NewRef(ts_recv), ts_recv);
+    v[18] = Py_NewRef(ModeQuote);
     return make_tick(v, KITE_QUOTE_NAMES, KiteQuoteNames);
 }
 
