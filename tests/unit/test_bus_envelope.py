@@ -93,6 +93,38 @@ def test_encode_value_bytes_pass_through_and_decode_without_type_returns_bytes()
     assert len(event_id({"a": 1})) == 24
 
 
+def test_envelope_candle_roundtrip_and_untyped_decode_returns_the_data_json() -> None:
+    candle = Candle(
+        exchange="NSE", token=2885, symbol="RELIANCE", interval=Interval.M5, start=300,
+        open=1.0, high=2.0, low=0.5, close=1.5, volume=7, revision=1,
+    )  # fmt: skip
+    data = encode_envelope(candle, source="w1", ts=42)
+
+    header, value = decode_envelope(data, Candle)
+    raw_header, raw = decode_envelope(data, None)
+
+    assert value == candle
+    assert header == raw_header
+    assert (header.type, header.id, header.source, header.ts) == (
+        "candle", "NSE:2885:5m:300:1", "w1", 42
+    )  # fmt: skip
+    assert raw == encode_value(candle)
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        b"not json",
+        b'{"type":"tick","id":"x","source":"s","ts":1}',  # no data
+        b'{"type":"tick","id":"x","source":"s","ts":1,"data":{"exchange":"NSE"}}',  # not a Tick
+        b'{"type":"tick","id":"x","source":"s","ts":"1","data":{}}',  # ts not an int
+    ],
+)
+def test_decode_envelope_bad_record_raises_value_error(data: bytes) -> None:
+    with pytest.raises(ValueError):
+        decode_envelope(data, Tick)
+
+
 def test_kafka_topic_colon_names_become_dots() -> None:
     assert kafka_topic("market:candles:enriched") == "market.candles.enriched"
     assert kafka_topic("raw_ticks") == "raw_ticks"

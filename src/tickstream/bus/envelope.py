@@ -107,16 +107,38 @@ def event_id(value: Any) -> str:
 
 def encode_envelope(value: Any, *, source: str, ts: int, id_: str | None = None) -> bytes:
     """The envelope JSON for ``value``, encoded in one pass (raw bytes are embedded as JSON)."""
+    if type(value) is Tick:  # the hot path (every tick on raw_ticks and normalized_ticks)
+        v: Tick = value
+        if id_ is None:
+            id_ = f"{v.exchange}:{v.token}:{v.ts_exchange}:{v.seq}:{v.volume}"
+        return _encoder.encode(_EnvelopeOut("tick", id_, source, ts, v))
     data = msgspec.Raw(bytes(value)) if isinstance(value, bytes | bytearray | memoryview) else value
     id_ = id_ if id_ is not None else event_id(value)
     return _encoder.encode(_EnvelopeOut(event_type(value), id_, source, ts, data))
 
 
 _env_decoder: Final = msgspec.json.Decoder(Envelope)
+# One decoder per payload type for an envelope whose ``data`` has that type: the payload is
+# decoded in the same pass, not sliced out, copied and decoded again.
+_typed_env_decoders: dict[Any, msgspec.json.Decoder[Any]] = {}
+
+
+def _typed_env_decoder(type_: Any) -> msgspec.json.Decoder[Any]:
+    dec = _typed_env_decoders.get(type_)
+    if dec is None:
+        fields = [("type", str), ("id", str), ("source", str), ("ts", int), ("data", type_)]
+        name = f"Envelope_{getattr(type_, '__name__', 'Value')}"
+        dec = msgspec.json.Decoder(msgspec.defstruct(name, fields, frozen=True))
+        _typed_env_decoders[type_] = dec
+    return dec
 
 
 def decode_envelope(data: bytes, type_: type[T] | None) -> tuple[EnvelopeHeader, T | bytes]:
-    """Split an envelope into its header and its payload decoded as ``type_``."""
-    env = _env_decoder.decode(data)
-    header = EnvelopeHeader(type=env.type, id=env.id, source=env.source, ts=env.ts)
-    return header, decode_value(bytes(env.data), type_)
+    """Split an envelope into its header and its payload decoded as ``type_`` (raw JSON bytes
+    when ``type_`` is None). ValueError (msgspec's DecodeError) for anything else."""
+    if type_ is None:
+        raw = _env_decoder.decode(data)
+        header = EnvelopeHeader(type=raw.type, id=raw.id, source=raw.source, ts=raw.ts)
+        return header, bytes(raw.data)
+    env = _typed_env_decoder(type_).decode(data)
+    return EnvelopeHeader(env.type, env.id, env.source, env.ts), env.data
