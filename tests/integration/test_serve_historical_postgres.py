@@ -12,12 +12,13 @@ from collections.abc import AsyncIterator, Iterator
 import pytest
 
 from tickstream.calendar import ist_ns
-from tickstream.model import NS_PER_SEC, Depth, DepthLevel, Mode, Status, Tick
+from tickstream.model import NS_PER_SEC, Tick
 from tickstream.serve.rest import tick_page
 from tickstream.serve.wire import tick_rest_json
 from tickstream.storage.postgres import PostgresStore
 
 from conformance.store_suite import create_temp_database, drop_temp_database
+from tick_days import day_of_ticks
 
 DAY_START = ist_ns(dt.date(2024, 12, 2), 9, 15)
 DAY_END = DAY_START + 86_400 * NS_PER_SEC
@@ -31,33 +32,10 @@ def pg_dsn(database_url: str) -> Iterator[str]:
     drop_temp_database(database_url, dsn)
 
 
-def day_of_ticks(n: int) -> list[Tick]:
-    """Several ticks per second, every mode/status, no depth, 5 or 5+20 levels."""
-    out = []
-    for i in range(n):
-        depth = Depth(
-            bids=tuple(
-                DepthLevel(100.0 - k * 0.05, 10 + k, None if i % 5 else 2) for k in range(5)
-            ),
-            asks=tuple(DepthLevel(100.05 + k * 0.05, 7 + i, 1) for k in range(5 + 15 * (i % 2))),
-        )
-        second = DAY_START + (i // 3) * NS_PER_SEC
-        out.append(
-            Tick(
-                exchange="NSE",
-                token=TOKEN,
-                symbol="RELIANCE",
-                source="kite",
-                ts_exchange=second,
-                ts_recv=second + (i % 4) * 1_000_000 + i,
-                ltp=100.0 + (i % 200) * 0.05,
-                volume=100_000 + i,
-                depth=None if i % 7 == 0 else depth,
-                mode=(Mode.LTP, Mode.QUOTE, Mode.FULL)[i % 3],
-                status=Status.STALE if i % 11 == 0 else Status.LIVE,
-            )
-        )
-    return out
+def ticks_of_day(n: int) -> list[Tick]:
+    return day_of_ticks(
+        n, day_start=DAY_START, token=TOKEN, symbol="RELIANCE", price=100.0, bid=100.0, ask=100.05
+    )
 
 
 @pytest.fixture
@@ -65,7 +43,7 @@ async def store(pg_dsn: str) -> AsyncIterator[PostgresStore]:
     s = PostgresStore(pg_dsn)
     await s.open()
     await s.pool.execute("TRUNCATE ticks")
-    await s.write_ticks(day_of_ticks(1300))
+    await s.write_ticks(ticks_of_day(1300))
     yield s
     await s.close()
 

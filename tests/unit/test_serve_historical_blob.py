@@ -51,6 +51,8 @@ from tickstream.storage.base import TickStore, msgpack_array
 from tickstream.storage.duckdb_store import DuckDBStore
 from tickstream.storage.ringbuffer import MemoryRingBuffer
 
+from tick_days import day_of_ticks
+
 DAY_START = ist_ns(dt.date(2024, 12, 2), 9, 15)
 DAY_END = DAY_START + 86_400 * NS_PER_SEC
 INST = Instrument(exchange="NSE", token=2885, symbol="RELIANCE")
@@ -187,32 +189,16 @@ def test_candles_rest_array_any_candles_equal_candle_rest_json(
 # ---- against a DuckDB store -------------------------------------------------------------------
 
 
-def day_of_ticks(n: int) -> list[Tick]:
-    """``n`` ticks of one instrument: several per second, every mode/status, 5 or 20 levels."""
-    out = []
-    for i in range(n):
-        depth = Depth(
-            bids=tuple(
-                DepthLevel(2456.7 - k * 0.05, 10 + k, None if i % 5 else 2) for k in range(5)
-            ),
-            asks=tuple(DepthLevel(2456.8 + k * 0.05, 7 + i, 1) for k in range(5 + 15 * (i % 2))),
-        )
-        out.append(
-            Tick(
-                exchange="NSE",
-                token=INST.token,
-                symbol=INST.symbol,
-                source="kite",
-                ts_exchange=DAY_START + (i // 3) * NS_PER_SEC,  # three ticks share a second
-                ts_recv=DAY_START + (i // 3) * NS_PER_SEC + (i % 4) * 1_000_000 + i,
-                ltp=2456.75 + (i % 200) * 0.05,
-                volume=100_000 + i,
-                depth=None if i % 7 == 0 else depth,
-                mode=(Mode.LTP, Mode.QUOTE, Mode.FULL)[i % 3],
-                status=Status.STALE if i % 11 == 0 else Status.LIVE,
-            )
-        )
-    return out
+def ticks_of_day(n: int) -> list[Tick]:
+    return day_of_ticks(
+        n,
+        day_start=DAY_START,
+        token=INST.token,
+        symbol=INST.symbol,
+        price=2456.75,
+        bid=2456.7,
+        ask=2456.8,
+    )
 
 
 @pytest.fixture
@@ -220,7 +206,7 @@ async def store() -> AsyncIterator[DuckDBStore]:
     s = DuckDBStore(":memory:")
     await s.open()
     await s.upsert_instruments([INST])
-    await s.write_ticks(day_of_ticks(2600))
+    await s.write_ticks(ticks_of_day(2600))
     yield s
     await s.close()
 
