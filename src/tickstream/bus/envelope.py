@@ -88,6 +88,10 @@ def event_type(value: Any) -> str:
     return type(value).__name__.lower()
 
 
+def _tick_id(t: Tick) -> str:
+    return f"{t.exchange}:{t.token}:{t.ts_exchange}:{t.seq}:{t.volume}"
+
+
 def event_id(value: Any) -> str:
     """A deterministic id: the same tick or candle always gets the same id.
 
@@ -95,7 +99,7 @@ def event_id(value: Any) -> str:
     volume). Candle: ``exchange:token:interval:start:revision``. Other values: a hash of their JSON.
     """
     if isinstance(value, Tick):
-        return f"{value.exchange}:{value.token}:{value.ts_exchange}:{value.seq}:{value.volume}"
+        return _tick_id(value)
     if isinstance(value, Candle):
         return (
             f"{value.exchange}:{value.token}:{value.interval.value}:{value.start}:{value.revision}"
@@ -108,10 +112,8 @@ def event_id(value: Any) -> str:
 def encode_envelope(value: Any, *, source: str, ts: int, id_: str | None = None) -> bytes:
     """The envelope JSON for ``value``, encoded in one pass (raw bytes are embedded as JSON)."""
     if type(value) is Tick:  # the hot path (every tick on raw_ticks and normalized_ticks)
-        v: Tick = value
-        if id_ is None:
-            id_ = f"{v.exchange}:{v.token}:{v.ts_exchange}:{v.seq}:{v.volume}"
-        return _encoder.encode(_EnvelopeOut("tick", id_, source, ts, v))
+        tick_id = _tick_id(value) if id_ is None else id_
+        return _encoder.encode(_EnvelopeOut("tick", tick_id, source, ts, value))
     data = msgspec.Raw(bytes(value)) if isinstance(value, bytes | bytearray | memoryview) else value
     id_ = id_ if id_ is not None else event_id(value)
     return _encoder.encode(_EnvelopeOut(event_type(value), id_, source, ts, data))

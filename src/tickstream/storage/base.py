@@ -233,8 +233,8 @@ _INTERVALS = {i.value: i for i in Interval}
 
 
 def candle_from_row(row: Sequence[Any]) -> Candle:
-    """A :class:`CandleRow`-ordered row as a Candle (unpacked positionally: a candle query's
-    rows are built on the event loop, and the named tuple and ``Interval()`` call doubled this)."""
+    """A :class:`CandleRow`-ordered row as a Candle (unpacked positionally: once per candle of
+    every candle query, and the named tuple and ``Interval()`` call doubled this)."""
     (ex, token, interval, start, symbol, open_, high, low, close, volume, oi, ticks, partial,
      incomplete, revision, ind) = row  # fmt: skip
     return Candle(
