@@ -18,11 +18,13 @@ rows, while the changed ``source`` keeps it apart from the live row it came from
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import cast
 
 import msgspec
 
@@ -31,6 +33,7 @@ from tickstream.replay.checkpoint import Checkpoint, load_checkpoint, save_check
 from tickstream.replay.merge import PageMerger
 from tickstream.replay.pacing import Pacer
 from tickstream.replay.source import REPLAY_SOURCE, Prefetch, store_pages
+from tickstream.replay.window import WindowStore, window_chunks
 from tickstream.storage.base import TickKey, TickStore
 
 __all__ = ["Deliver", "Replay", "ReplaySpec", "ReplaySummary"]
@@ -82,6 +85,7 @@ class Replay:
         checkpoint_secs: float = 5.0,
         clock: Callable[[], float] | None = None,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        read_windows: bool = True,
     ) -> None:
         self.store, self.spec = store, spec
         self.replay_id = replay_id
@@ -91,6 +95,7 @@ class Replay:
         self._cp_at = time.monotonic()
         self._clock = clock or time.monotonic
         self._sleep = sleep
+        self._read_windows = read_windows  # False: per-instrument pages even where windows work
         self._pacer = Pacer(spec.speed)
         self._running = asyncio.Event()
         self._running.set()
@@ -244,14 +249,9 @@ class Replay:
     async def _stream(self) -> AsyncIterator[list[Tick]]:
         """Original (untagged) ticks in global order, paced, obeying the controls."""
         while True:
-            feeds = self._open_feeds()
-            merger = PageMerger(len(feeds))
-            try:
-                async for part in self._merged(merger, feeds):
+            async with contextlib.aclosing(self._chunks()) as chunks:
+                async for part in self._paced(_whole_batches(chunks, self.spec.batch_size)):
                     yield part
-            finally:
-                for f in feeds:
-                    await f.aclose()
             if self._seek_to is None:
                 return
             self._apply_seek()
@@ -264,9 +264,35 @@ class Replay:
         self._positions = {k: start for k in self.spec.instrument_keys()}
         self._pacer.reset()
 
-    def _open_feeds(self) -> list[Prefetch]:
+    def _chunks(self) -> AsyncGenerator[list[Tick], None]:
+        """Merged, unpaced ticks from the current positions on: one query per time window for
+        all instruments where the store reads windows (DuckDB, see :mod:`.window`), else each
+        instrument's keyset pages merged by :class:`PageMerger`. Same ticks, same order."""
         spec = self.spec
         self._fold_pending()
+        if self._read_windows and callable(getattr(self.store, "query_tick_window", None)):
+            return window_chunks(
+                cast(WindowStore, self.store), spec.instruments, spec.start_ns, spec.end_ns,
+                dict(self._positions), target=spec.page_size, sources=spec.sources,
+            )  # fmt: skip
+        return self._page_chunks()
+
+    async def _page_chunks(self) -> AsyncGenerator[list[Tick], None]:
+        feeds = self._open_feeds()
+        merger = PageMerger(len(feeds))
+        try:
+            while not merger.finished:
+                for s in merger.need():
+                    merger.feed(s, await feeds[s].next())
+                chunk = merger.take()
+                if chunk:
+                    yield chunk
+        finally:
+            for f in feeds:
+                await f.aclose()
+
+    def _open_feeds(self) -> list[Prefetch]:
+        spec = self.spec
         feeds = []
         for inst in spec.instruments:
             pages = store_pages(
@@ -279,14 +305,9 @@ class Replay:
             f.start()
         return feeds
 
-    async def _merged(
-        self, merger: PageMerger, feeds: Sequence[Prefetch]
-    ) -> AsyncIterator[list[Tick]]:
+    async def _paced(self, chunks: AsyncIterator[list[Tick]]) -> AsyncIterator[list[Tick]]:
         batch = self.spec.batch_size
-        while not merger.finished:
-            for s in merger.need():
-                merger.feed(s, await feeds[s].next())
-            chunk = merger.take()
+        async for chunk in chunks:
             start = 0
             while start < len(chunk):
                 if self._seek_to is not None:
@@ -308,3 +329,19 @@ class Replay:
             wait = pacer.due(chunk[start].ts_exchange) - now
             await self._sleep(min(max(wait, 0.0), _SLEEP_SLICE_S))
         return end
+
+
+async def _whole_batches(
+    chunks: AsyncIterator[list[Tick]], batch: int
+) -> AsyncGenerator[list[Tick], None]:
+    """The same ticks re-cut so every chunk but the last holds a multiple of ``batch``: at max
+    speed batches are then full however the source cut its reads (pages, windows)."""
+    carry: list[Tick] = []
+    async for chunk in chunks:
+        chunk = carry + chunk if carry else chunk
+        cut = len(chunk) - len(chunk) % batch
+        carry = chunk[cut:]
+        if cut:
+            yield chunk[:cut] if carry else chunk
+    if carry:
+        yield carry

@@ -30,7 +30,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import threading
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Collection, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from operator import itemgetter
 from pathlib import Path
@@ -63,6 +63,7 @@ from tickstream.storage.columnar import (
     payload_blob,
     tick_table,
 )
+from tickstream.storage.duckdb_window import TickWindow, read_window
 from tickstream.storage.sql import INSTRUMENT_SEARCH, latest_candles
 
 __all__ = ["DuckDBStore"]
@@ -307,6 +308,30 @@ class DuckDBStore:
         """``query_ticks`` without decoding: the page as one msgpack array (see TickBlob)."""
         key = _first_key(start_ns, limit, after)
         return await self._run(self._query_blob_sync, exchange, token, start_ns, end_ns, limit, key)
+
+    async def query_tick_window(
+        self,
+        instruments: Sequence[tuple[str, int]],
+        after: Sequence[TickKey],
+        start_ns: int,
+        end_ns: int,
+        *,
+        limit: int = 40_000,
+        sources: Collection[str] | None = None,
+        exclude_source: str = "replay",
+        until_ns: int | None = None,
+    ) -> TickWindow:
+        """Every listed instrument's ticks in ``[start_ns, end_ns)`` strictly after its ``after``
+        key, merged by (ts_exchange, position in ``instruments``, ts_recv, tick_id), at most
+        ``limit``; from the table and the local archive (see :mod:`.duckdb_window`).
+        ``sources`` keeps only those sources; None keeps all but ``exclude_source``. An empty
+        window read with ``until_ns`` also says where the next rows start (``next_ts``)."""
+        if len(after) != len(instruments) or limit < 1:
+            raise ValueError("one after-key per instrument and limit >= 1 are required")
+        return await self._run(
+            read_window, self._db, self.archive_dir, instruments, after,
+            (start_ns, end_ns, until_ns), limit, sources, exclude_source,
+        )  # fmt: skip
 
     async def scan_ticks(
         self, start_ns: int, end_ns: int, *, exchange: str | None = None, batch_size: int = 50_000
