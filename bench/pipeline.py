@@ -9,6 +9,10 @@ every 5 seconds (every tick then opens and later closes a 1s candle, and feeds i
 indicators). Baseline: a bare Python loop over the same ticks doing the minimal per-tick work,
 the latest tick per instrument in a dict.
 
+GC: the 9,000-instrument shape again, under CPython's default collector thresholds and under the
+ones `tickstream run/serve/process/replay` set (``tickstream.runtime.GC_THRESHOLDS``), side by
+side; the other rows keep the defaults (the engine as a library).
+
 Rates are CPU time of this process (``time.process_time``), because the machine is shared and
 wall time measures the neighbours; best of N runs.
 
@@ -23,6 +27,7 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import gc
 import random
 import resource
 import subprocess
@@ -37,6 +42,7 @@ from tickstream.calendar import ist_ns
 from tickstream.model import Interval, Tick
 from tickstream.pipeline.candles import CandleConfig
 from tickstream.pipeline.engine import EngineConfig, PipelineEngine, default_indicator_factory
+from tickstream.runtime import GC_THRESHOLDS
 
 from _common import Result, emit
 
@@ -172,6 +178,33 @@ def throughput(results: list[Result], shape: tuple[int, int, int], repeat: int) 
         )
 
 
+def gc_effect(results: list[Result], shape: tuple[int, int, int], repeat: int) -> None:
+    """The same engine run under CPython's default collector thresholds and under the ones the
+    processes set (``tickstream.runtime.GC_THRESHOLDS``), interleaved."""
+    instruments, per, step = shape
+    ticks = make_ticks(instruments, per, step)
+    run = engine_runner(True)
+    default = gc.get_threshold()
+    tuned_best = default_best = 0.0
+    try:
+        for _ in range(repeat):
+            gc.set_threshold(*default)
+            default_best = max(default_best, cpu_rate(run, ticks, 1))
+            gc.set_threshold(*GC_THRESHOLDS)
+            tuned_best = max(tuned_best, cpu_rate(run, ticks, 1))
+    finally:
+        gc.set_threshold(*default)
+    results.append(
+        Result(
+            stage=f"{instruments} instr x {per} ticks every {step / NS:g}s, with indicators:"
+            f" GC thresholds {GC_THRESHOLDS} (as the processes run) vs default {default}",
+            ours=round(tuned_best), baseline=round(default_best), unit="ticks/s (CPU)",
+            target="reported", notes="baseline: the same engine under the default thresholds",
+            extra={"ticks": len(ticks)},
+        )
+    )  # fmt: skip
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description="pipeline throughput and memory")
     parser.add_argument("--quick", action="store_true", help="smaller run (< 10 s)")
@@ -181,9 +214,11 @@ def main() -> None:
     (rss_short, _), (rss, emitted) = (measure_memory(9_000, m) for m in minutes)
     if args.quick:
         throughput(results, (500, 20, NS // 4), repeat=1)
+        gc_effect(results, (2_000, 3, 5 * NS), repeat=1)
     else:
         throughput(results, (500, 120, NS // 4), repeat=3)
         throughput(results, (9_000, 6, 5 * NS), repeat=2)
+        gc_effect(results, (9_000, 6, 5 * NS), repeat=3)
     results.append(
         Result(
             stage=f"RSS, 9000 instruments, {minutes[1]} min of 1m candles",

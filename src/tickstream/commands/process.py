@@ -57,6 +57,9 @@ def process(
 ) -> None:
     import asyncio
 
+    from tickstream.runtime import tune_gc
+
+    tune_gc()  # a long-running tick-processing process, like `tickstream run`
     bootstrap = kafka or os.environ.get("KAFKA_BOOTSTRAP", "127.0.0.1:9092")
     worker_kwargs: dict[str, Any] = {
         "group_id": group,

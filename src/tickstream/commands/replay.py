@@ -53,11 +53,14 @@ def replay(
     """Replay a stored day."""
     import asyncio
 
+    from tickstream.runtime import tune_gc
+
     settings, day, span, pace, names = _parse(config, date, start, end, speed, symbols)
     rid = replay_id or _default_id(day, names, start, end, source)
     args: dict[str, Any] = {"store_url": store_url, "out_url": out_url, "kafka": kafka}
     args["topic"] = topic
     args["sources"] = frozenset(s.strip() for s in source.split(",")) if source else None
+    tune_gc()  # the replay drives the same pipeline as `tickstream run`
     try:
         typer.echo(asyncio.run(_main(settings, names, span, pace, rid, fresh, args)))
     except KeyboardInterrupt:
