@@ -1,8 +1,11 @@
 """Replay of stored days: any instruments, any speed, through the same path as live data.
 
+* :mod:`~tickstream.replay.window`: for DuckDB (hot table + local Parquet archive), consecutive
+  time windows, each ONE query for every instrument returning the rows already in merged order
+  (the table has no per-instrument index, so per-instrument pages would scan it once each);
 * :mod:`~tickstream.replay.source`: per-instrument async generators over the store's keyset
-  pagination (DuckDB hot table + Parquet archive, or PostgreSQL);
-* :mod:`~tickstream.replay.merge`: the k-way merge into one exchange-time order (a min-heap of
+  pagination (PostgreSQL, any store without window reads);
+* :mod:`~tickstream.replay.merge`: their k-way merge into one exchange-time order (a min-heap of
   page ends gives the horizon; runs up to it are merged by one stable sort), ties broken by
   ``(exchange, token)`` then the store's own ``(ts_exchange, ts_recv, tick_id)`` order;
 * :mod:`~tickstream.replay.pacing`: due times from exchange-time differences divided by speed,
