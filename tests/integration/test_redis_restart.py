@@ -35,11 +35,14 @@ def services(*args: str) -> None:
     subprocess.run([str(SERVICES), *args], check=True, capture_output=True, timeout=60)
 
 
-async def publish_all(bus: RedisBus, half_done: asyncio.Event) -> None:
+async def publish_all(bus: RedisBus, half_done: asyncio.Event, killed: asyncio.Event) -> None:
+    """A third of the ticks, then (once Redis is dead) the rest: they meet the outage however
+    long killing Redis takes (the publisher used to finish first on a slow machine)."""
     for start in range(0, TOTAL, 50):
         await bus.publish_stream_batch([make_tick(i) for i in range(start, start + 50)])
-        if start >= TOTAL // 3:
+        if start >= TOTAL // 3 and not half_done.is_set():
             half_done.set()
+            await killed.wait()
         await asyncio.sleep(0.01)
 
 
@@ -73,14 +76,15 @@ async def test_redis_killed_mid_stream_group_receives_every_tick(redis_url: str)
     await bus.start()
     reader = bus.group_reader(["RELIANCE"], "g", "c1", count=200, block_ms=100)
     seen: set[str] = set()
-    half_done = asyncio.Event()
+    half_done, killed = asyncio.Event(), asyncio.Event()
     consumer = asyncio.create_task(consume(reader, seen, time.monotonic() + 60))
     live = await bus.subscribe(f"{prefix}live", type_=Tick)
     try:
         # Act
-        publisher = asyncio.create_task(publish_all(bus, half_done))
+        publisher = asyncio.create_task(publish_all(bus, half_done, killed))
         await half_done.wait()
         await asyncio.to_thread(services, "kill", "redis")
+        killed.set()
         await asyncio.sleep(0.5)
         await asyncio.to_thread(services, "start", "redis")
         await publisher
