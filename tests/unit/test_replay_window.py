@@ -94,7 +94,9 @@ def test_windows_equal_the_merged_per_instrument_order(
         try:
             await store.write_ticks(ticks)
             out: list[Tick] = []
-            async for chunk in window_chunks(store, insts, lo, hi, after, target=target):
+            async for chunk in window_chunks(
+                store.query_tick_window, insts, lo, hi, after, target=target
+            ):
                 out.extend(chunk)
             return out
         finally:

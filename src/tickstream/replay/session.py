@@ -24,7 +24,6 @@ import time
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import cast
 
 import msgspec
 
@@ -33,7 +32,7 @@ from tickstream.replay.checkpoint import Checkpoint, load_checkpoint, save_check
 from tickstream.replay.merge import PageMerger
 from tickstream.replay.pacing import Pacer
 from tickstream.replay.source import REPLAY_SOURCE, Prefetch, store_pages
-from tickstream.replay.window import WindowStore, window_chunks
+from tickstream.replay.window import window_chunks
 from tickstream.storage.base import TickKey, TickStore
 
 __all__ = ["Deliver", "Replay", "ReplaySpec", "ReplaySummary"]
@@ -270,9 +269,10 @@ class Replay:
         instrument's keyset pages merged by :class:`PageMerger`. Same ticks, same order."""
         spec = self.spec
         self._fold_pending()
-        if self._read_windows and callable(getattr(self.store, "query_tick_window", None)):
+        read = getattr(self.store, "query_tick_window", None) if self._read_windows else None
+        if read is not None:
             return window_chunks(
-                cast(WindowStore, self.store), spec.instruments, spec.start_ns, spec.end_ns,
+                read, spec.instruments, spec.start_ns, spec.end_ns,
                 dict(self._positions), target=spec.page_size, sources=spec.sources,
             )  # fmt: skip
         return self._page_chunks()

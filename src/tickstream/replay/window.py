@@ -20,15 +20,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncGenerator, Collection, Mapping, Sequence
-from typing import Protocol
+from collections.abc import AsyncGenerator, Awaitable, Callable, Collection, Mapping, Sequence
 
 from tickstream.model import Instrument, Tick
 from tickstream.replay.source import REPLAY_SOURCE
 from tickstream.storage.base import TickKey
 from tickstream.storage.duckdb_window import TickWindow
 
-__all__ = ["WindowStore", "next_width", "window_chunks"]
+__all__ = ["ReadWindow", "next_width", "window_chunks"]
 
 NS = 1_000_000_000
 MIN_WIDTH_NS = 1_000_000  # 1 ms
@@ -36,19 +35,8 @@ MAX_WIDTH_NS = 86_400 * NS
 FIRST_WIDTH_NS = 60 * NS
 
 
-class WindowStore(Protocol):
-    async def query_tick_window(
-        self,
-        instruments: Sequence[tuple[str, int]],
-        after: Sequence[TickKey],
-        start_ns: int,
-        end_ns: int,
-        *,
-        limit: int = ...,
-        sources: Collection[str] | None = ...,
-        exclude_source: str = ...,
-        until_ns: int | None = ...,
-    ) -> TickWindow: ...
+# ``DuckDBStore.query_tick_window`` (bound): the one store method a window replay reads with.
+ReadWindow = Callable[..., Awaitable[TickWindow]]
 
 
 def next_width(width: int, rows: int, target: int) -> int:
@@ -59,7 +47,7 @@ def next_width(width: int, rows: int, target: int) -> int:
 
 
 async def window_chunks(
-    store: WindowStore,
+    read: ReadWindow,
     instruments: Sequence[Instrument],
     start_ns: int,
     end_ns: int,
@@ -80,7 +68,7 @@ async def window_chunks(
 
     def query(lo: int, hi: int) -> asyncio.Task[TickWindow]:
         return asyncio.ensure_future(
-            store.query_tick_window(
+            read(
                 keys, list(after), lo, hi, limit=limit, sources=sources,
                 exclude_source=REPLAY_SOURCE, until_ns=end_ns,
             )

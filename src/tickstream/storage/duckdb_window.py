@@ -35,7 +35,7 @@ from tickstream.storage import archive as _archive
 from tickstream.storage.base import TickKey, msgpack_array, ticks_from_blob
 from tickstream.storage.columnar import payload_blob
 
-__all__ = ["TickWindow", "read_window", "selection_params", "window_result", "window_sql"]
+__all__ = ["TickWindow", "read_window", "selection_params", "window_result"]
 
 
 _HOT = (
@@ -73,19 +73,15 @@ class TickWindow(NamedTuple):
     next_ts: int | None = None
 
 
-def window_sql(
-    archived: Sequence[tuple[str, list[str]]], sources: Collection[str] | None
-) -> tuple[str, str, dict[str, object]]:
-    """The window query, the next-start query, and the archive parameters they need besides
-    lo/hi/limit/source(s)/selection: one UNION branch (exchange, file list) per exchange."""
+def _rows(archived: Sequence[tuple[str, list[str]]]) -> tuple[str, dict[str, object]]:
+    """The rows to read: the hot table, plus one UNION branch per exchange with archive files
+    (and that branch's exchange name and file list as parameters)."""
     rows = [_HOT]
     params: dict[str, object] = {}
     for i, (exchange, files) in enumerate(archived):
         rows.append(_COLD.format(i=i))
         params[f"x{i}"], params[f"f{i}"] = exchange, files
-    union = " UNION ".join(rows)  # UNION, not ALL: a row archived but not yet deleted is one row
-    body = _BODY.format(rows=union, source=_ALL_BUT if sources is None else _ONLY)
-    return body, _NEXT.format(rows=union), params
+    return " UNION ".join(rows), params  # UNION, not ALL: archived, not yet deleted = one row
 
 
 def selection_params(
@@ -146,21 +142,21 @@ def read_window(
     (window start, window end, until): when the window is empty and ``until`` is given, also
     find where the next rows start (so a replay skips a night, or years, in one step)."""
     lo, hi, until = span
-    sql, _, archive_params = window_sql(_archived(archive_dir, instruments, lo, hi), sources)
+    rows, params = _rows(_archived(archive_dir, instruments, lo, hi))
     selection = selection_params(instruments, after)
-    params = {**archive_params, **selection, "lo": lo, "hi": hi, "limit": limit}
+    params.update(selection, lo=lo, hi=hi, limit=limit)
     if sources is None:
         params["source"] = exclude_source
     else:
         params["sources"] = sorted(sources)
+    sql = _BODY.format(rows=rows, source=_ALL_BUT if sources is None else _ONLY)
     window = window_result(con.sql(sql, params=params).to_arrow_table(), limit)
     if window.ticks or until is None or until <= hi:
         return window
-    _, next_sql, archive_params = window_sql(_archived(archive_dir, instruments, hi, until), None)
-    params = {**archive_params, "s_token": selection["s_token"], "lo": hi, "hi": until}
-    rows = con.sql(next_sql, params=params).fetchall()  # all: no result left open
-    row = rows[0] if rows else None
-    return window._replace(next_ts=None if row is None or row[0] is None else int(row[0]))
+    rows, params = _rows(_archived(archive_dir, instruments, hi, until))
+    params.update(s_token=selection["s_token"], lo=hi, hi=until)
+    ((next_ts,),) = con.sql(_NEXT.format(rows=rows), params=params).fetchall()  # min(): one row
+    return window._replace(next_ts=next_ts)
 
 
 def _archived(
